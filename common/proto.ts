@@ -1,0 +1,66 @@
+// Loads the wire contracts in proto/ at run time: the .proto files are the one source of truth.
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+function protoDir(): string {
+  // Works from the source tree (common/) and from the build output (dist/common/).
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = join(dir, 'proto');
+    if (existsSync(join(candidate, 'brick.proto'))) return candidate;
+    dir = resolve(dir, '..');
+  }
+  throw new Error('cannot find the proto/ folder');
+}
+
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  bytes: Buffer,
+  defaults: true,
+  oneofs: true,
+};
+
+// Bulk data moves in large messages: raise message limits and the HTTP/2 flow-control windows.
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  'grpc-node.flow_control_window': 8 * 1024 * 1024,
+  'grpc.http2.lookahead_bytes': 8 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+} as grpc.ChannelOptions;
+
+export const SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  'grpc-node.flow_control_window': 8 * 1024 * 1024,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+} as grpc.ServerOptions;
+
+const cache = new Map<string, grpc.GrpcObject>();
+
+/** The loaded package of proto/<file>.proto, e.g. loadProto('brick').gfs.brick.Brick. */
+export function loadProto(file: 'brick' | 'mgmt'): grpc.GrpcObject {
+  let obj = cache.get(file);
+  if (!obj) {
+    const def = protoLoader.loadSync(join(protoDir(), `${file}.proto`), LOADER_OPTIONS);
+    obj = grpc.loadPackageDefinition(def);
+    cache.set(file, obj);
+  }
+  return obj;
+}
+
+export function brickService(): grpc.ServiceClientConstructor {
+  return ((loadProto('brick').gfs as grpc.GrpcObject).brick as grpc.GrpcObject).Brick as grpc.ServiceClientConstructor;
+}
+
+export function mgmtService(): grpc.ServiceClientConstructor {
+  return ((loadProto('mgmt').gfs as grpc.GrpcObject).mgmt as grpc.GrpcObject).Mgmt as grpc.ServiceClientConstructor;
+}

@@ -1,0 +1,131 @@
+// The values every translator and both wire ends share. Buffers passed into an operation belong to
+// the caller until the returned promise settles; Buffers returned belong to the receiver.
+
+/** Who asks: carried from the FUSE request down to the brick, which acts with these ids. */
+export interface Ctx {
+  uid: number;
+  gid: number;
+  groups: number[];
+  pid: number;
+  signal?: AbortSignal;
+  trace?: string;
+}
+
+export const ROOT_CTX: Ctx = Object.freeze({ uid: 0, gid: 0, groups: [], pid: 0 });
+
+/** Where an inode is: its path from the volume root ('/' or '/a/b'), and its gfid when known. */
+export interface Loc {
+  path: string;
+  gfid?: string;
+}
+
+/** Nanoseconds since the epoch. */
+export type Nanos = bigint;
+
+/** One attribute type for every layer (GlusterFS's iatt). */
+export interface Iatt {
+  gfid: string;
+  ino: bigint;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: bigint;
+  blocks: bigint;
+  blksize: number;
+  atime: Nanos;
+  mtime: Nanos;
+  ctime: Nanos;
+}
+
+/** What setattr changes; absent fields stay as they are. 'now' is UTIME_NOW. */
+export interface SetattrArgs {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: bigint;
+  atime?: Nanos | 'now';
+  mtime?: Nanos | 'now';
+}
+
+export interface Statfs {
+  bsize: number;
+  frsize: number;
+  blocks: bigint;
+  bfree: bigint;
+  bavail: bigint;
+  files: bigint;
+  ffree: bigint;
+  namemax: number;
+}
+
+export interface Dirent {
+  name: string;
+  iatt: Iatt;
+  /** Extended attributes asked for by name in readdirp (missing ones are absent). */
+  xattrs: Record<string, Buffer>;
+}
+
+export interface LookupReply {
+  iatt: Iatt;
+  xattrs: Record<string, Buffer>;
+}
+
+/** An open file. Each layer keeps its own state in ctx under its own key. */
+export interface Fd {
+  readonly loc: Loc;
+  readonly flags: number;
+  gfid: string;
+  readonly ctx: Map<object, unknown>;
+}
+
+export function newFd(loc: Loc, flags: number, gfid: string): Fd {
+  return { loc, flags, gfid, ctx: new Map() };
+}
+
+export type LockType = 'read' | 'write' | 'unlock';
+
+export interface Flock {
+  type: LockType;
+  start: bigint;
+  /** 0 means to the end of the file, as in struct flock. */
+  len: bigint;
+  pid: number;
+  /** Identifies the lock owner across calls (the kernel's lock_owner). */
+  owner: string;
+}
+
+export type LockCmd = 'getlk' | 'setlk' | 'setlkw';
+
+/** Entry-creating operations carry the new inode's gfid and the caller's umask. */
+export interface CreateArgs {
+  mode: number;
+  umask: number;
+  gfid: string;
+  /** Extended attributes set atomically with creation (layouts, linkto). */
+  xattrs?: Record<string, Buffer>;
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+export const S_ISVTX = 0o1000;
+
+export const isDir = (mode: number) => (mode & S_IFMT) === S_IFDIR;
+export const isReg = (mode: number) => (mode & S_IFMT) === S_IFREG;
+export const isLnk = (mode: number) => (mode & S_IFMT) === S_IFLNK;
+
+export function joinPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+export function dirname(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+export function basename(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
