@@ -1,0 +1,41 @@
+// The state of one served brick: its root, path confinement, open fds, locks and the xattrop
+// mutex. The posix-* modules implement the operations on top of it.
+import type { Logger } from '../common/log.js';
+import { Confiner, type HostPath } from './confine.js';
+import { FdTable } from './fd-table.js';
+import { LockTable } from './locks.js';
+import { KeyedMutex } from './mutex.js';
+
+export interface BrickConfig {
+  /** The brick directory as given on the command line. */
+  brickPath: string;
+  /** Its realpath. */
+  realRoot: string;
+  volume: string;
+  volumeId: string;
+  log: Logger;
+}
+
+export class Brick {
+  readonly confiner: Confiner;
+  readonly fds = new FdTable();
+  readonly locks = new LockTable();
+  readonly xattrMutex = new KeyedMutex();
+
+  constructor(readonly config: BrickConfig) {
+    this.confiner = new Confiner(config.realRoot);
+  }
+
+  get log(): Logger {
+    return this.config.log;
+  }
+
+  resolve(path: string): Promise<HostPath> {
+    return this.confiner.resolve(path);
+  }
+
+  async close(): Promise<void> {
+    this.locks.abortAll();
+    await this.fds.closeAll();
+  }
+}

@@ -1,0 +1,165 @@
+// Namespace operations: lookup, stat, readdirp, mkdir, symlink, link, unlink, rmdir, rename,
+// readlink. New entries get the caller's gfid, owner (setgid parents pass their group on) and
+// xattrs before the reply; if any of that fails, the entry is removed again.
+import { lchown, link, lstat, mkdir, readdir, readlink, rename, rmdir, symlink, unlink } from 'node:fs/promises';
+import { FsError } from '../common/errors.js';
+import type { CreateArgs, Ctx, Dirent, Iatt, LookupReply } from '../common/types.js';
+import { isDir } from '../common/types.js';
+import type { Brick } from './brick.js';
+import { PRIVATE_DIR, type HostPath } from './confine.js';
+import { GFID_XATTR, checkGfid, iattOf, writeGfid } from './iatt.js';
+import { xget, xset } from './xattr.js';
+
+const S_ISGID = 0o2000;
+const READDIR_PARALLEL = 32;
+
+export interface NewOwner { uid: number; gid: number; setgid: boolean }
+
+/** Who owns a new entry of ctx in the directory parent (Linux's setgid-directory rule). */
+export async function newOwner(ctx: Ctx, parent: string): Promise<NewOwner> {
+  const st = await lstat(parent);
+  if (st.mode & S_ISGID) return { uid: ctx.uid, gid: st.gid, setgid: true };
+  return { uid: ctx.uid, gid: ctx.gid, setgid: false };
+}
+
+/** The requested xattrs of host that exist. */
+export async function readNamed(host: string, names: readonly string[] | undefined): Promise<Record<string, Buffer>> {
+  const out: Record<string, Buffer> = {};
+  for (const name of names ?? []) {
+    const v = await xget(host, name);
+    if (v) out[name] = v;
+  }
+  return out;
+}
+
+/** The CreateArgs xattrs, after the gfid; a gfid in them is refused (it comes from args.gfid). */
+export async function applyCreateXattrs(host: string, xattrs: Record<string, Buffer> | undefined): Promise<void> {
+  for (const [name, value] of Object.entries(xattrs ?? {})) {
+    if (name === GFID_XATTR) continue;
+    await xset(host, name, value);
+  }
+}
+
+export function refuseRoot(hp: HostPath, errno: 'EEXIST' | 'EBUSY', op: string): void {
+  if (hp.isRoot) throw new FsError(errno, `${op} of the volume root`);
+}
+
+async function undo(host: string, dir: boolean): Promise<void> {
+  await (dir ? rmdir(host) : unlink(host)).catch(() => undefined);
+}
+
+export async function lookup(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<LookupReply> {
+  const hp = await b.resolve(loc.path);
+  const iatt = await iattOf(hp.host, hp.isRoot);
+  return { iatt, xattrs: await readNamed(hp.host, xattrs) };
+}
+
+export async function stat(b: Brick, loc: { path: string }): Promise<Iatt> {
+  const hp = await b.resolve(loc.path);
+  return iattOf(hp.host, hp.isRoot);
+}
+
+async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export async function readdirp(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<Dirent[]> {
+  const hp = await b.resolve(loc.path);
+  const st = await lstat(hp.host);
+  if (!st.isDirectory()) throw new FsError('ENOTDIR', `'${loc.path}' is not a directory`);
+  let names = await readdir(hp.host);
+  if (hp.host === b.config.realRoot) names = names.filter((n) => n !== PRIVATE_DIR);
+  const entries = await mapBounded(names, READDIR_PARALLEL, async (name): Promise<Dirent | null> => {
+    const host = `${hp.host}/${name}`;
+    try {
+      const [iatt, named] = await Promise.all([iattOf(host), readNamed(host, xattrs)]);
+      return { name, iatt, xattrs: named };
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return null; // removed meanwhile
+      throw err;
+    }
+  });
+  return entries.filter((e): e is Dirent => e !== null);
+}
+
+export async function mkdirOp(b: Brick, ctx: Ctx, loc: { path: string }, args: CreateArgs): Promise<Iatt> {
+  const hp = await b.resolve(loc.path);
+  refuseRoot(hp, 'EEXIST', 'mkdir');
+  const gfid = checkGfid(args.gfid);
+  const owner = await newOwner(ctx, hp.parent);
+  let mode = args.mode & ~args.umask & 0o7777;
+  if (owner.setgid) mode |= S_ISGID;
+  await mkdir(hp.host, mode);
+  try {
+    await writeGfid(hp.host, gfid);
+    await lchown(hp.host, owner.uid, owner.gid);
+    await applyCreateXattrs(hp.host, args.xattrs);
+    return await iattOf(hp.host);
+  } catch (err) {
+    await undo(hp.host, true);
+    throw err;
+  }
+}
+
+export async function symlinkOp(b: Brick, ctx: Ctx, target: string, loc: { path: string }, args: CreateArgs): Promise<Iatt> {
+  if (!target || target.includes('\0')) throw new FsError('EINVAL', 'symlink target is empty or contains a NUL byte');
+  const hp = await b.resolve(loc.path);
+  refuseRoot(hp, 'EEXIST', 'symlink');
+  const gfid = checkGfid(args.gfid);
+  const owner = await newOwner(ctx, hp.parent);
+  await symlink(target, hp.host);
+  try {
+    await writeGfid(hp.host, gfid);
+    await lchown(hp.host, owner.uid, owner.gid);
+    await applyCreateXattrs(hp.host, args.xattrs);
+    return await iattOf(hp.host);
+  } catch (err) {
+    await undo(hp.host, false);
+    throw err;
+  }
+}
+
+export async function linkOp(b: Brick, from: { path: string }, to: { path: string }): Promise<Iatt> {
+  const src = await b.resolve(from.path);
+  const dst = await b.resolve(to.path);
+  refuseRoot(src, 'EBUSY', 'link');
+  refuseRoot(dst, 'EEXIST', 'link');
+  const st = await lstat(src.host);
+  if (isDir(st.mode)) throw new FsError('EPERM', `'${from.path}' is a directory; directories cannot be hard-linked`);
+  await link(src.host, dst.host);
+  return iattOf(dst.host);
+}
+
+export async function unlinkOp(b: Brick, loc: { path: string }): Promise<void> {
+  const hp = await b.resolve(loc.path);
+  refuseRoot(hp, 'EBUSY', 'unlink');
+  await unlink(hp.host);
+}
+
+export async function rmdirOp(b: Brick, loc: { path: string }): Promise<void> {
+  const hp = await b.resolve(loc.path);
+  refuseRoot(hp, 'EBUSY', 'rmdir');
+  await rmdir(hp.host);
+}
+
+export async function renameOp(b: Brick, from: { path: string }, to: { path: string }): Promise<void> {
+  const src = await b.resolve(from.path);
+  const dst = await b.resolve(to.path);
+  refuseRoot(src, 'EBUSY', 'rename');
+  refuseRoot(dst, 'EBUSY', 'rename');
+  await rename(src.host, dst.host);
+}
+
+export async function readlinkOp(b: Brick, loc: { path: string }): Promise<string> {
+  const hp = await b.resolve(loc.path);
+  return readlink(hp.host);
+}

@@ -1,0 +1,149 @@
+// File data operations over the fd table: create, open, read, write, fstat, truncate, ftruncate,
+// flush, fsync, release and POSIX locks. Opens never follow a final symlink (O_NOFOLLOW).
+import { constants } from 'node:fs';
+import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
+import { FsError } from '../common/errors.js';
+import type { CreateArgs, Ctx, Flock, Iatt, LockCmd } from '../common/types.js';
+import type { Brick } from './brick.js';
+import { readable, writable, type OpenFile } from './fd-table.js';
+import { checkGfid, ensureGfid, statToIatt, writeGfid } from './iatt.js';
+import { applyCreateXattrs, newOwner, refuseRoot } from './posix-entry.js';
+
+const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
+/** Largest read answered in one message (the gRPC limit is 64 MiB). */
+export const MAX_IO = 32 * 1024 * 1024;
+
+async function fdIatt(f: OpenFile | { fh: FileHandle; gfid: string }): Promise<Iatt> {
+  return statToIatt(await f.fh.stat({ bigint: true }), f.gfid);
+}
+
+export async function createOp(
+  b: Brick, ctx: Ctx, loc: { path: string }, flags: number, args: CreateArgs,
+): Promise<{ fd: number; iatt: Iatt }> {
+  const hp = await b.resolve(loc.path);
+  refuseRoot(hp, 'EEXIST', 'create');
+  const gfid = checkGfid(args.gfid);
+  const mode = args.mode & ~args.umask & 0o7777;
+  const base = (flags & ~O_CREAT) | O_NOFOLLOW;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let fh: FileHandle;
+    try {
+      fh = await open(hp.host, base | O_CREAT | O_EXCL, mode);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST' || flags & O_EXCL) throw err;
+      try {
+        fh = await open(hp.host, base);
+      } catch (err2) {
+        if ((err2 as { code?: string }).code === 'ENOENT') continue; // removed meanwhile: create again
+        throw err2;
+      }
+      const existing = await ensureGfid(hp.host).catch(async (e) => { await fh.close(); throw e; });
+      const f = b.fds.add(fh, hp.host, loc.path, existing, flags);
+      return { fd: f.id, iatt: await fdIatt(f) };
+    }
+    try {
+      const owner = await newOwner(ctx, hp.parent);
+      await writeGfid(hp.host, gfid);
+      await fh.chown(owner.uid, owner.gid);
+      if (mode & 0o6000) await fh.chmod(mode); // chown clears setuid/setgid on regular files
+      await applyCreateXattrs(hp.host, args.xattrs);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await unlink(hp.host).catch(() => undefined);
+      throw err;
+    }
+    const f = b.fds.add(fh, hp.host, loc.path, gfid, flags);
+    return { fd: f.id, iatt: await fdIatt(f) };
+  }
+  throw new FsError('EAGAIN', `'${loc.path}' keeps appearing and vanishing; try again`);
+}
+
+export async function openOp(b: Brick, loc: { path: string }, flags: number): Promise<{ fd: number; iatt: Iatt }> {
+  const hp = await b.resolve(loc.path);
+  const fh = await open(hp.host, (flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW);
+  try {
+    const gfid = await ensureGfid(hp.host, hp.isRoot);
+    const f = b.fds.add(fh, hp.host, loc.path, gfid, flags & ~(O_CREAT | O_EXCL));
+    return { fd: f.id, iatt: await fdIatt(f) };
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function readOp(b: Brick, fd: number, offset: number, size: number): Promise<Buffer> {
+  const f = b.fds.get(fd);
+  if (!readable(f)) throw new FsError('EBADF', `fd ${fd} is not open for reading`);
+  if (size > MAX_IO) throw new FsError('EINVAL', `read of ${size} bytes exceeds the ${MAX_IO}-byte limit per call`);
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const { bytesRead } = await f.fh.read(buf, got, size - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === size ? buf : buf.subarray(0, got);
+}
+
+export async function writeOp(b: Brick, fd: number, offset: number, data: Buffer): Promise<number> {
+  const f = b.fds.get(fd);
+  if (!writable(f)) throw new FsError('EBADF', `fd ${fd} is not open for writing`);
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await f.fh.write(data, done, data.length - done, offset + done);
+    if (bytesWritten === 0) break;
+    done += bytesWritten;
+  }
+  return done;
+}
+
+export async function fstatOp(b: Brick, fd: number): Promise<Iatt> {
+  return fdIatt(b.fds.get(fd));
+}
+
+export async function ftruncateOp(b: Brick, fd: number, size: number): Promise<Iatt> {
+  const f = b.fds.get(fd);
+  if (!writable(f)) throw new FsError('EBADF', `fd ${fd} is not open for writing`);
+  await f.fh.truncate(size);
+  return fdIatt(f);
+}
+
+/** truncate by path: regular files only; a symlink is refused, never followed. */
+export async function truncateOp(b: Brick, loc: { path: string }, size: number | bigint): Promise<Iatt> {
+  const hp = await b.resolve(loc.path);
+  const st = await lstat(hp.host);
+  if (st.isDirectory()) throw new FsError('EISDIR', `'${loc.path}' is a directory`);
+  if (!st.isFile()) throw new FsError('EINVAL', `'${loc.path}' is not a regular file`);
+  const fh = await open(hp.host, O_WRONLY | O_NOFOLLOW);
+  try {
+    await fh.truncate(Number(size));
+    return statToIatt(await fh.stat({ bigint: true }), await ensureGfid(hp.host));
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function flushOp(b: Brick, fd: number): Promise<void> {
+  b.fds.get(fd); // data goes to the kernel at write; flush only checks the fd
+}
+
+export async function fsyncOp(b: Brick, fd: number, datasync: boolean): Promise<void> {
+  const f = b.fds.get(fd);
+  await (datasync ? f.fh.datasync() : f.fh.sync());
+}
+
+export async function releaseOp(b: Brick, fd: number): Promise<void> {
+  const f = b.fds.take(fd);
+  b.locks.release(f.gfid, f.id, f.lockOwners);
+  await f.fh.close();
+}
+
+export async function lkOp(b: Brick, fd: number, cmd: LockCmd, lock: Flock, signal?: AbortSignal): Promise<Flock> {
+  const f = b.fds.get(fd);
+  if (cmd !== 'getlk') {
+    if (lock.type === 'write' && !writable(f)) throw new FsError('EBADF', `fd ${fd} is not open for writing (write lock)`);
+    if (lock.type === 'read' && !readable(f)) throw new FsError('EBADF', `fd ${fd} is not open for reading (read lock)`);
+    if (lock.type !== 'unlock') f.lockOwners.add(lock.owner);
+  }
+  return b.locks.lk(f.gfid, f.id, cmd, lock, signal);
+}

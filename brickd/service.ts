@@ -1,0 +1,147 @@
+// The gRPC face of the brick: one generic wrapper (auth, caller creds, errors, debug log) around
+// one table of handlers that convert brick.proto messages to and from the posix-* operations.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { FsError, toErrno } from '../common/errors.js';
+import type { CreateArgs, Ctx, Flock, LockCmd, LockType } from '../common/types.js';
+import { MD, authError, ctxFromMetadata, iattToWire, setattrFromWire, toGrpcError, type WireSetattr } from '../common/wire.js';
+import type { Brick } from './brick.js';
+import * as attr from './posix-attr.js';
+import * as entry from './posix-entry.js';
+import * as file from './posix-file.js';
+
+type Wire = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Handler = (b: Brick, ctx: Ctx, req: Wire, signal: AbortSignal) => Promise<Wire>;
+
+const loc = (l: Wire | null | undefined) => ({ path: String(l?.path ?? ''), gfid: String(l?.gfid ?? '') });
+
+function createArgs(a: Wire | null | undefined): CreateArgs {
+  return { mode: Number(a?.mode ?? 0), umask: Number(a?.umask ?? 0), gfid: String(a?.gfid ?? ''), xattrs: a?.xattrs ?? {} };
+}
+
+function flockFromWire(l: Wire | null | undefined): Flock {
+  return {
+    type: String(l?.type ?? '') as LockType, start: BigInt(l?.start ?? 0), len: BigInt(l?.len ?? 0),
+    pid: Number(l?.pid ?? 0), owner: String(l?.owner ?? ''),
+  };
+}
+
+const flockToWire = (l: Flock) => ({ type: l.type, start: Number(l.start), len: Number(l.len), pid: l.pid, owner: l.owner });
+
+const iattRes = async (p: Promise<import('../common/types.js').Iatt>) => ({ iatt: iattToWire(await p) });
+const empty = async (p: Promise<void>) => { await p; return {}; };
+
+/** One row per rpc of proto/brick.proto. */
+export const HANDLERS: Record<string, Handler> = {
+  Ping: async (b) => ({ volume_id: b.config.volumeId, brick_path: b.config.brickPath, pid: process.pid }),
+  Lookup: async (b, _c, r) => {
+    const res = await entry.lookup(b, loc(r.loc), r.xattrs);
+    return { iatt: iattToWire(res.iatt), xattrs: res.xattrs };
+  },
+  Stat: (b, _c, r) => iattRes(entry.stat(b, loc(r.loc))),
+  Fstat: (b, _c, r) => iattRes(file.fstatOp(b, Number(r.fd))),
+  Readdirp: async (b, _c, r) => {
+    const list = await entry.readdirp(b, loc(r.loc), r.xattrs);
+    return { entries: list.map((e) => ({ name: e.name, iatt: iattToWire(e.iatt), xattrs: e.xattrs })) };
+  },
+  Mkdir: (b, c, r) => iattRes(entry.mkdirOp(b, c, loc(r.loc), createArgs(r.args))),
+  Create: async (b, c, r) => {
+    const res = await file.createOp(b, c, loc(r.loc), Number(r.flags), createArgs(r.args));
+    return { fd: res.fd, iatt: iattToWire(res.iatt) };
+  },
+  Open: async (b, _c, r) => {
+    const res = await file.openOp(b, loc(r.loc), Number(r.flags));
+    return { fd: res.fd, iatt: iattToWire(res.iatt) };
+  },
+  Read: async (b, _c, r) => ({ data: await file.readOp(b, Number(r.fd), Number(r.offset), Number(r.size)) }),
+  Write: async (b, _c, r) => ({ written: await file.writeOp(b, Number(r.fd), Number(r.offset), r.data ?? Buffer.alloc(0)) }),
+  Truncate: (b, _c, r) => iattRes(file.truncateOp(b, loc(r.loc), Number(r.size))),
+  Ftruncate: (b, _c, r) => iattRes(file.ftruncateOp(b, Number(r.fd), Number(r.size))),
+  Flush: (b, _c, r) => empty(file.flushOp(b, Number(r.fd))),
+  Fsync: (b, _c, r) => empty(file.fsyncOp(b, Number(r.fd), Boolean(r.datasync))),
+  Release: (b, _c, r) => empty(file.releaseOp(b, Number(r.fd))),
+  Unlink: (b, _c, r) => empty(entry.unlinkOp(b, loc(r.loc))),
+  Rmdir: (b, _c, r) => empty(entry.rmdirOp(b, loc(r.loc))),
+  Rename: (b, _c, r) => empty(entry.renameOp(b, loc(r.from), loc(r.to))),
+  Link: (b, _c, r) => iattRes(entry.linkOp(b, loc(r.from), loc(r.to))),
+  Symlink: (b, c, r) => iattRes(entry.symlinkOp(b, c, String(r.target ?? ''), loc(r.loc), createArgs(r.args))),
+  Readlink: async (b, _c, r) => ({ target: await entry.readlinkOp(b, loc(r.loc)) }),
+  Setattr: (b, _c, r) => iattRes(attr.setattrOp(b, loc(r.loc), setattrFromWire(r as WireSetattr))),
+  Statfs: async (b, _c, r) => {
+    await entry.stat(b, loc(r.loc ?? { path: '/' }));
+    const s = await attr.statfsOp(b);
+    return { ...s, blocks: Number(s.blocks), bfree: Number(s.bfree), bavail: Number(s.bavail), files: Number(s.files), ffree: Number(s.ffree) };
+  },
+  Getxattr: async (b, _c, r) => ({ value: await attr.getxattrOp(b, loc(r.loc), String(r.name ?? '')) }),
+  Setxattr: (b, _c, r) => empty(attr.setxattrOp(b, loc(r.loc), String(r.name ?? ''), r.value ?? Buffer.alloc(0), Number(r.flags))),
+  Listxattr: async (b, _c, r) => ({ names: await attr.listxattrOp(b, loc(r.loc)) }),
+  Removexattr: (b, _c, r) => empty(attr.removexattrOp(b, loc(r.loc), String(r.name ?? ''))),
+  Xattrop: async (b, _c, r) => ({ value: await attr.xattropOp(b, loc(r.loc), String(r.name ?? ''), r.add ?? Buffer.alloc(0)) }),
+  Lk: async (b, _c, r, signal) => ({
+    lock: flockToWire(await file.lkOp(b, Number(r.fd), String(r.cmd) as LockCmd, flockFromWire(r.lock), signal)),
+  }),
+};
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export interface AuthConfig {
+  volumeId: string;
+  secret: string;
+}
+
+/** Null when the call carries the volume's credentials, else why not. */
+export function checkAuth(md: grpc.Metadata, auth: AuthConfig): string | null {
+  const vol = md.get(MD.volumeId)[0];
+  if (typeof vol !== 'string' || vol.toLowerCase() !== auth.volumeId) return 'wrong or missing volume id';
+  const given = md.get(MD.auth)[0];
+  if (typeof given !== 'string' || !timingSafeEqual(digest(given), digest(auth.secret))) return 'wrong or missing volume secret';
+  return null;
+}
+
+function pathOf(req: Wire): string {
+  return String(req?.loc?.path ?? req?.from?.path ?? (req?.fd !== undefined ? `fd ${req.fd}` : ''));
+}
+
+function wrap(name: string, h: Handler, brick: Brick, auth: AuthConfig): grpc.handleUnaryCall<Wire, Wire> {
+  return (call, callback) => {
+    const why = checkAuth(call.metadata, auth);
+    if (why) {
+      brick.log.warn({ op: name, peer: call.getPeer(), reason: why }, 'refused unauthenticated call');
+      callback(authError(`${why} for volume ${brick.config.volume}`));
+      return;
+    }
+    const ctx = ctxFromMetadata(call.metadata);
+    const started = process.hrtime.bigint();
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    let result: Promise<Wire>;
+    try {
+      result = h(brick, ctx, call.request ?? {}, abort.signal);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (res) => {
+        brick.log.debug({ op: name, path: pathOf(call.request), ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'ok');
+        callback(null, res);
+      },
+      (err: unknown) => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const errno = toErrno(err);
+        if (errno === 'EIO' && !(err instanceof FsError)) {
+          brick.log.error({ op: name, path: pathOf(call.request), ms, err, stack: (err as Error)?.stack }, 'unexpected failure');
+        } else {
+          brick.log.debug({ op: name, path: pathOf(call.request), ms, errno }, (err as Error)?.message ?? String(err));
+        }
+        callback(toGrpcError(err));
+      },
+    );
+  };
+}
+
+/** The implementation object for server.addService(brickService().service, ...). */
+export function brickImplementation(brick: Brick, auth: AuthConfig): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [name, h] of Object.entries(HANDLERS)) impl[name] = wrap(name, h, brick, auth);
+  return impl;
+}

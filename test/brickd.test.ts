@@ -1,0 +1,401 @@
+// gfs-brickd against a real process: gRPC calls in, the brick directory checked with plain tools.
+import test from 'ava';
+import { constants } from 'node:fs';
+import { lstat, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { getAttribute, setAttribute } from '@napi-rs/xattr';
+import { gfidFromBytes, gfidToBytes, newGfid } from '../common/gfid.js';
+import { SETATTR } from '../common/wire.js';
+import {
+  BrickClient, HOST, args, errnoOf, freePort, runBrickd, spawnBrickd, startBrickd, cleanup, tempDir, type Daemon,
+} from './brickd-harness.js';
+
+const { O_RDWR, O_WRONLY, O_RDONLY, O_EXCL, O_TRUNC } = constants;
+const USER = { uid: 1000, gid: 1000, groups: [], pid: 4242 };
+
+let d: Daemon;
+let c: BrickClient;
+
+test.before(async () => {
+  d = await startBrickd();
+  c = new BrickClient(d.port, d.volumeId, d.secret);
+});
+
+test.after.always(async () => {
+  c?.close();
+  await cleanup();
+});
+
+const loc = (path: string) => ({ path, gfid: '' });
+
+async function createFile(path: string, data?: Buffer, flags = O_RDWR): Promise<{ fd: number; gfid: string }> {
+  const gfid = newGfid();
+  const res = await c.call('Create', { loc: loc(path), flags, args: args(gfid) });
+  if (data) await c.call('Write', { fd: res.fd, offset: 0, data });
+  return { fd: res.fd, gfid };
+}
+
+test('a created and written file is on the brick with the same bytes and its gfid', async (t) => {
+  const data = Buffer.from('hello, brick\n'.repeat(1000));
+  const { fd, gfid } = await createFile('/hello.txt', data);
+  await c.call('Release', { fd });
+  t.deepEqual(await readFile(join(d.brick, 'hello.txt')), data);
+  const x = await getAttribute(join(d.brick, 'hello.txt'), 'trusted.gfs.gfid');
+  t.is(x!.length, 16);
+  t.is(gfidFromBytes(x!), gfid);
+  const st = await stat(join(d.brick, 'hello.txt'));
+  t.is(st.mode & 0o777, 0o644);
+  const look = await c.call('Lookup', { loc: loc('/hello.txt'), xattrs: ['trusted.gfs.gfid', 'trusted.none'] });
+  t.is(look.iatt.gfid, gfid);
+  t.is(look.iatt.size, data.length);
+  t.deepEqual(Object.keys(look.xattrs), ['trusted.gfs.gfid']);
+});
+
+test('read returns the bytes, short only at end of file; an existing file keeps its gfid', async (t) => {
+  const { fd, gfid } = await createFile('/r.bin', Buffer.from('0123456789'));
+  t.is((await c.call('Read', { fd, offset: 2, size: 4 })).data.toString(), '2345');
+  t.is((await c.call('Read', { fd, offset: 8, size: 100 })).data.toString(), '89');
+  t.is((await c.call('Read', { fd, offset: 50, size: 10 })).data.length, 0);
+  const again = await c.call('Create', { loc: loc('/r.bin'), flags: O_RDWR, args: args(newGfid()) });
+  t.is(again.iatt.gfid, gfid);
+  t.is(again.iatt.size, 10);
+  t.is(await errnoOf(c.call('Create', { loc: loc('/r.bin'), flags: O_RDWR | O_EXCL, args: args(newGfid()) })), 'EEXIST');
+  const trunc = await c.call('Create', { loc: loc('/r.bin'), flags: O_WRONLY | O_TRUNC, args: args(newGfid()) });
+  t.is(trunc.iatt.size, 0);
+  t.is(await errnoOf(c.call('Read', { fd: trunc.fd, offset: 0, size: 1 })), 'EBADF');
+  for (const f of [fd, again.fd, trunc.fd]) await c.call('Release', { fd: f });
+  t.is(await errnoOf(c.call('Create', { loc: loc('/bad-gfid'), flags: O_RDWR, args: args('not-a-uuid') })), 'EINVAL');
+  const o = await c.call('Open', { loc: loc('/r.bin'), flags: O_RDONLY });
+  t.is(o.iatt.gfid, gfid);
+  await c.call('Release', { fd: o.fd });
+});
+
+test('mkdir as uid 1000 is owned by 1000 on disk; setgid parents pass their group on', async (t) => {
+  const gfid = newGfid();
+  const res = await c.call('Mkdir', { loc: loc('/userdir'), args: args(gfid, 0o775) }, USER);
+  const st = await stat(join(d.brick, 'userdir'));
+  t.is(st.uid, 1000);
+  t.is(st.gid, 1000);
+  t.is(st.mode & 0o777, 0o755); // umask 022
+  t.is(res.iatt.gfid, gfid);
+  t.is(gfidFromBytes((await getAttribute(join(d.brick, 'userdir'), 'trusted.gfs.gfid'))!), gfid);
+  const sg = await c.call('Mkdir', { loc: loc('/sgid'), args: args(newGfid(), 0o777) });
+  await c.call('Setattr', { loc: loc('/sgid'), valid: SETATTR.MODE | SETATTR.GID, mode: 0o2777, gid: 555 });
+  t.truthy(sg);
+  await c.call('Mkdir', { loc: loc('/sgid/sub'), args: args(newGfid(), 0o755) }, USER);
+  const sub = await stat(join(d.brick, 'sgid/sub'));
+  t.is(sub.uid, 1000);
+  t.is(sub.gid, 555);
+  t.truthy(sub.mode & 0o2000);
+  const f = await c.call('Create', { loc: loc('/sgid/file'), flags: O_RDWR, args: args(newGfid()) }, USER);
+  await c.call('Release', { fd: f.fd });
+  const fst = await stat(join(d.brick, 'sgid/file'));
+  t.is(fst.uid, 1000);
+  t.is(fst.gid, 555);
+  const ln = await c.call('Symlink', { target: '../elsewhere', loc: loc('/userlink'), args: args(newGfid()) }, USER);
+  t.is((await lstat(join(d.brick, 'userlink'))).uid, 1000);
+  t.is((await c.call('Readlink', { loc: loc('/userlink') })).target, '../elsewhere');
+  t.truthy(ln.iatt.gfid);
+});
+
+test('malformed paths are EINVAL', async (t) => {
+  for (const p of ['../etc/passwd', '/a/../../etc', 'relative/path', '/nul\0byte', '/./x', '']) {
+    t.is(await errnoOf(c.call('Lookup', { loc: loc(p) })), 'EINVAL', JSON.stringify(p));
+  }
+  t.is(await errnoOf(c.call('Mkdir', { loc: loc('/x/../../escape'), args: args(newGfid()) })), 'EINVAL');
+  const err = await c.call('Stat', { loc: loc('/a/../../etc') }).catch((e: grpc.ServiceError) => e);
+  t.regex((err as grpc.ServiceError).details, /\/a\/\.\.\/\.\.\/etc/);
+});
+
+test('a symlink out of the brick is never followed', async (t) => {
+  const outside = await tempDir('gfs-outside-');
+  await writeFile(join(outside, 'passwd'), 'secret');
+  await symlink(outside, join(d.brick, 'link'));
+  t.is(await errnoOf(c.call('Lookup', { loc: loc('/link/passwd') })), 'EACCES');
+  t.is(await errnoOf(c.call('Create', { loc: loc('/link/new'), flags: O_RDWR, args: args(newGfid()) })), 'EACCES');
+  t.is(await errnoOf(c.call('Mkdir', { loc: loc('/link/newdir'), args: args(newGfid()) })), 'EACCES');
+  t.is(await errnoOf(c.call('Setattr', { loc: loc('/link/passwd'), valid: SETATTR.MODE, mode: 0o777 })), 'EACCES');
+  t.is(await errnoOf(c.call('Readdirp', { loc: loc('/link') })), 'ENOTDIR');
+  t.is(await errnoOf(c.call('Open', { loc: loc('/link'), flags: O_RDONLY })), 'ELOOP');
+  t.is(await errnoOf(c.call('Truncate', { loc: loc('/link'), size: 0 })), 'EINVAL');
+  t.is(await errnoOf(c.call('Setattr', { loc: loc('/link'), valid: SETATTR.MODE, mode: 0o600 })), 'EOPNOTSUPP');
+  // chown of the link itself is allowed and changes the link, not its target
+  await c.call('Setattr', { loc: loc('/link'), valid: SETATTR.UID, uid: 1234 });
+  t.is((await lstat(join(d.brick, 'link'))).uid, 1234);
+  t.is((await stat(outside)).uid, 0);
+  t.deepEqual(await readdir(outside), ['passwd']);
+  t.is(await readFile(join(outside, 'passwd'), 'utf8'), 'secret');
+  t.is((await stat(join(outside, 'passwd'))).mode & 0o777, 0o644);
+  await rm(outside, { recursive: true, force: true });
+  // the classic: a link to /etc
+  await c.call('Symlink', { target: '/etc', loc: loc('/etclink'), args: args(newGfid()) });
+  const before = await stat('/etc/passwd');
+  t.is(await errnoOf(c.call('Lookup', { loc: loc('/etclink/passwd') })), 'EACCES');
+  t.is(await errnoOf(c.call('Setxattr', { loc: loc('/etclink/passwd'), name: 'trusted.x', value: Buffer.from('x'), flags: 0 })), 'EACCES');
+  t.is(await errnoOf(c.call('Unlink', { loc: loc('/etclink/passwd') })), 'EACCES');
+  const after = await stat('/etc/passwd');
+  t.is(after.ctimeMs, before.ctimeMs);
+  t.is(await getAttribute('/etc/passwd', 'trusted.x'), null);
+});
+
+test('.gfs is hidden from clients', async (t) => {
+  t.true((await stat(join(d.brick, '.gfs'))).isDirectory());
+  t.is(await errnoOf(c.call('Lookup', { loc: loc('/.gfs') })), 'ENOENT');
+  t.is(await errnoOf(c.call('Stat', { loc: loc('/.gfs/anything') })), 'ENOENT');
+  t.is(await errnoOf(c.call('Mkdir', { loc: loc('/.gfs'), args: args(newGfid()) })), 'ENOENT');
+  const { entries } = await c.call('Readdirp', { loc: loc('/') });
+  t.false(entries.some((e: { name: string }) => e.name === '.gfs'));
+  const root = await c.call('Lookup', { loc: loc('/') });
+  t.is(root.iatt.gfid, '00000000-0000-0000-0000-000000000001');
+});
+
+test('wrong secret or wrong volume id is UNAUTHENTICATED and does nothing', async (t) => {
+  const badSecret = new BrickClient(d.port, d.volumeId, 'guess');
+  const badVol = new BrickClient(d.port, '00000000-0000-4000-8000-000000000000', d.secret);
+  t.teardown(() => { badSecret.close(); badVol.close(); });
+  for (const cl of [badSecret, badVol]) {
+    const err = await cl.call('Mkdir', { loc: loc('/intruder'), args: args(newGfid()) }).catch((e: grpc.ServiceError) => e);
+    t.is((err as grpc.ServiceError).code, grpc.status.UNAUTHENTICATED);
+  }
+  await t.throwsAsync(lstat(join(d.brick, 'intruder')), { code: 'ENOENT' });
+  t.is((await c.call('Ping', {})).volume_id, d.volumeId);
+});
+
+test('failing calls carry the kernel errno', async (t) => {
+  t.is(await errnoOf(c.call('Stat', { loc: loc('/missing') })), 'ENOENT');
+  await c.call('Mkdir', { loc: loc('/e'), args: args(newGfid(), 0o755) });
+  t.is(await errnoOf(c.call('Mkdir', { loc: loc('/e'), args: args(newGfid(), 0o755) })), 'EEXIST');
+  const { fd } = await createFile('/e/file', Buffer.from('x'));
+  await c.call('Release', { fd });
+  t.is(await errnoOf(c.call('Rmdir', { loc: loc('/e') })), 'ENOTEMPTY');
+  t.is(await errnoOf(c.call('Unlink', { loc: loc('/e') })), 'EISDIR');
+  t.is(await errnoOf(c.call('Lookup', { loc: loc('/e/file/sub') })), 'ENOTDIR');
+  t.is(await errnoOf(c.call('Readdirp', { loc: loc('/e/file') })), 'ENOTDIR');
+  t.is(await errnoOf(c.call('Read', { fd: 999999, offset: 0, size: 1 })), 'EBADF');
+  t.is(await errnoOf(c.call('Release', { fd })), 'EBADF');
+  t.is(await errnoOf(c.call('Getxattr', { loc: loc('/e/file'), name: 'user.none' })), 'ENODATA');
+  t.is(await errnoOf(c.call('Getxattr', { loc: loc('/e/none'), name: 'user.none' })), 'ENOENT');
+  t.is(await errnoOf(c.call('Truncate', { loc: loc('/e'), size: 0 })), 'EISDIR');
+  t.is(await errnoOf(c.call('Rename', { from: loc('/e'), to: loc('/e/file') })), 'EINVAL');
+  await c.call('Mkdir', { loc: loc('/e2'), args: args(newGfid(), 0o755) });
+  t.is(await errnoOf(c.call('Rename', { from: loc('/e/file'), to: loc('/e2') })), 'EISDIR');
+  t.is(await errnoOf(c.call('Rename', { from: loc('/e2'), to: loc('/e/file') })), 'ENOTDIR');
+  // rename replaces an existing file; a hard link shares the gfid
+  const { fd: fd2 } = await createFile('/e2/other', Buffer.from('other'));
+  await c.call('Release', { fd: fd2 });
+  await c.call('Rename', { from: loc('/e2/other'), to: loc('/e/file') });
+  t.is(await readFile(join(d.brick, 'e/file'), 'utf8'), 'other');
+  const l = await c.call('Link', { from: loc('/e/file'), to: loc('/e2/hard') });
+  t.is(l.iatt.nlink, 2);
+  t.is(l.iatt.gfid, (await c.call('Stat', { loc: loc('/e/file') })).iatt.gfid);
+  await c.call('Unlink', { loc: loc('/e2/hard') });
+  await c.call('Rmdir', { loc: loc('/e2') });
+  t.is(await errnoOf(c.call('Rmdir', { loc: loc('/') })), 'EBUSY');
+});
+
+test('setattr sets mode, owner, size and times, and keeps what it omits', async (t) => {
+  const { fd } = await createFile('/attrs', Buffer.alloc(1000, 1));
+  await c.call('Release', { fd });
+  const host = join(d.brick, 'attrs');
+  await c.call('Setattr', { loc: loc('/attrs'), valid: SETATTR.MODE, mode: 0o640 });
+  t.is((await stat(host)).mode & 0o7777, 0o640);
+  await c.call('Setattr', { loc: loc('/attrs'), valid: SETATTR.UID | SETATTR.GID, uid: 1000, gid: 2000 });
+  await c.call('Setattr', { loc: loc('/attrs'), valid: SETATTR.UID, uid: 3000 });
+  let st = await stat(host);
+  t.is(st.uid, 3000);
+  t.is(st.gid, 2000);
+  const res = await c.call('Setattr', { loc: loc('/attrs'), valid: SETATTR.SIZE, size: 10 });
+  t.is(res.iatt.size, 10);
+  t.is((await stat(host)).size, 10);
+  await c.call('Setattr', {
+    loc: loc('/attrs'), valid: SETATTR.ATIME | SETATTR.MTIME, atime_sec: 1_000_000_000, atime_nsec: 500_000_000, mtime_sec: 1_500_000_000, mtime_nsec: 0,
+  });
+  st = await stat(host);
+  t.is(Math.round(st.atimeMs), 1_000_000_000_500);
+  t.is(st.mtimeMs, 1_500_000_000_000);
+  await c.call('Setattr', { loc: loc('/attrs'), valid: SETATTR.MTIME, mtime_sec: 1_600_000_000, mtime_nsec: 0 });
+  st = await stat(host);
+  t.is(Math.round(st.atimeMs), 1_000_000_000_500, 'an omitted atime stays');
+  t.is(st.mtimeMs, 1_600_000_000_000);
+  const before = Date.now();
+  const now = await c.call('Setattr', { loc: loc('/attrs'), valid: SETATTR.ATIME_NOW });
+  t.true(Math.abs(now.iatt.atime_sec * 1000 - before) < 5000);
+  t.is(now.iatt.mtime_sec, 1_600_000_000, 'an omitted mtime stays');
+  t.is((await stat(host)).mode & 0o7777, 0o640, 'mode untouched by the other changes');
+  await c.call('Mkdir', { loc: loc('/attrdir'), args: args(newGfid(), 0o755) });
+  t.is(await errnoOf(c.call('Setattr', { loc: loc('/attrdir'), valid: SETATTR.SIZE, size: 0 })), 'EISDIR');
+});
+
+test('xattrs: flags, gfid immutability, listing, xattrop', async (t) => {
+  const { fd } = await createFile('/xa');
+  await c.call('Release', { fd });
+  const host = join(d.brick, 'xa');
+  await c.call('Setxattr', { loc: loc('/xa'), name: 'user.k', value: Buffer.from('v1'), flags: 1 });
+  t.is(await errnoOf(c.call('Setxattr', { loc: loc('/xa'), name: 'user.k', value: Buffer.from('v2'), flags: 1 })), 'EEXIST');
+  t.is(await errnoOf(c.call('Setxattr', { loc: loc('/xa'), name: 'user.none', value: Buffer.from('v'), flags: 2 })), 'ENODATA');
+  await c.call('Setxattr', { loc: loc('/xa'), name: 'user.k', value: Buffer.from('v3'), flags: 2 });
+  t.is((await getAttribute(host, 'user.k'))!.toString(), 'v3');
+  t.is((await c.call('Getxattr', { loc: loc('/xa'), name: 'user.k' })).value.toString(), 'v3');
+  t.is(await errnoOf(c.call('Setxattr', { loc: loc('/xa'), name: 'trusted.gfs.gfid', value: gfidToBytes(newGfid()), flags: 0 })), 'EEXIST');
+  const names = (await c.call('Listxattr', { loc: loc('/xa') })).names as string[];
+  t.true(names.includes('user.k') && names.includes('trusted.gfs.gfid'));
+  await c.call('Removexattr', { loc: loc('/xa'), name: 'user.k' });
+  t.is(await errnoOf(c.call('Removexattr', { loc: loc('/xa'), name: 'user.k' })), 'ENODATA');
+
+  const one = Buffer.alloc(12);
+  one.writeInt32BE(1, 0);
+  one.writeInt32BE(-1, 8);
+  const all = await Promise.all(Array.from({ length: 100 }, () => c.call('Xattrop', { loc: loc('/xa'), name: 'trusted.gfs.afr.c0', add: one })));
+  t.is(all.length, 100);
+  const v = await getAttribute(host, 'trusted.gfs.afr.c0');
+  t.is(v!.readInt32BE(0), 100);
+  t.is(v!.readInt32BE(4), 0);
+  t.is(v!.readInt32BE(8), -100);
+  t.is(await errnoOf(c.call('Xattrop', { loc: loc('/xa'), name: 'trusted.gfs.afr.c0', add: Buffer.alloc(4) })), 'EINVAL');
+});
+
+test('create xattrs are set before the reply', async (t) => {
+  const layout = Buffer.from('00000001000000007fffffff', 'hex');
+  const res = await c.call('Mkdir', { loc: loc('/laid'), args: args(newGfid(), 0o755, { 'trusted.gfs.dht': layout }) });
+  t.truthy(res.iatt);
+  t.deepEqual(await getAttribute(join(d.brick, 'laid'), 'trusted.gfs.dht'), layout);
+  const f = await c.call('Create', { loc: loc('/laid/f'), flags: O_RDWR, args: args(newGfid(), 0o644, { 'trusted.gfs.linkto': Buffer.from('sub-1') }) });
+  t.is((await getAttribute(join(d.brick, 'laid/f'), 'trusted.gfs.linkto'))!.toString(), 'sub-1');
+  await c.call('Release', { fd: f.fd });
+  const sf = await c.call('Statfs', { loc: loc('/') });
+  t.true(sf.bsize > 0 && sf.blocks > 0 && sf.namemax === 255 && sf.frsize === sf.bsize);
+});
+
+test('entries without a gfid get one on lookup and keep it', async (t) => {
+  await writeFile(join(d.brick, 'plain.txt'), 'put there by hand');
+  const a = await c.call('Lookup', { loc: loc('/plain.txt') });
+  const b = await c.call('Stat', { loc: loc('/plain.txt') });
+  t.regex(a.iatt.gfid, /^[0-9a-f-]{36}$/);
+  t.is(a.iatt.gfid, b.iatt.gfid);
+  t.is(gfidFromBytes((await getAttribute(join(d.brick, 'plain.txt'), 'trusted.gfs.gfid'))!), a.iatt.gfid);
+});
+
+test('posix locks: conflicts, EAGAIN, setlkw granted after unlock, dropped at release', async (t) => {
+  const { fd: fa, gfid } = await createFile('/locked', Buffer.alloc(100));
+  const fb = (await c.call('Open', { loc: loc('/locked'), flags: O_RDWR })).fd;
+  t.truthy(gfid);
+  const lock = (type: string, start: number, len: number, owner: string) => ({ type, start, len, pid: 1, owner });
+  await c.call('Lk', { fd: fa, cmd: 'setlk', lock: lock('write', 0, 100, 'A') });
+  t.is(await errnoOf(c.call('Lk', { fd: fb, cmd: 'setlk', lock: lock('write', 50, 10, 'B') })), 'EAGAIN');
+  t.is(await errnoOf(c.call('Lk', { fd: fb, cmd: 'setlk', lock: lock('read', 99, 0, 'B') })), 'EAGAIN');
+  await c.call('Lk', { fd: fb, cmd: 'setlk', lock: lock('write', 100, 0, 'B') }); // beyond A's range
+  const got = await c.call('Lk', { fd: fb, cmd: 'getlk', lock: lock('write', 10, 1, 'B') });
+  t.is(got.lock.type, 'write');
+  t.is(got.lock.owner, 'A');
+  t.is(got.lock.start, 0);
+  t.is(got.lock.len, 100);
+  t.is((await c.call('Lk', { fd: fa, cmd: 'getlk', lock: lock('write', 10, 1, 'A') })).lock.type, 'unlock', 'own locks never conflict');
+  // A unlocks the middle: the split leaves 0-40 and 60-100 locked
+  await c.call('Lk', { fd: fa, cmd: 'setlk', lock: lock('unlock', 40, 20, 'A') });
+  await c.call('Lk', { fd: fb, cmd: 'setlk', lock: lock('write', 45, 10, 'B') });
+  t.is(await errnoOf(c.call('Lk', { fd: fb, cmd: 'setlk', lock: lock('write', 35, 10, 'B') })), 'EAGAIN');
+  let granted = false;
+  const waiting = c.call('Lk', { fd: fb, cmd: 'setlkw', lock: lock('write', 0, 10, 'B') }).then((r) => { granted = true; return r; });
+  await new Promise((r) => setTimeout(r, 300));
+  t.false(granted, 'setlkw waits while A holds the range');
+  await c.call('Lk', { fd: fa, cmd: 'setlk', lock: lock('unlock', 0, 10, 'A') });
+  await waiting;
+  t.true(granted);
+  // release of A's fd drops A's remaining lock (60-100)
+  await c.call('Release', { fd: fa });
+  await c.call('Lk', { fd: fb, cmd: 'setlk', lock: lock('write', 60, 40, 'B') });
+  t.is((await c.call('Lk', { fd: fb, cmd: 'getlk', lock: lock('write', 0, 0, 'C') })).lock.owner, 'B');
+  await c.call('Release', { fd: fb });
+  const fc = (await c.call('Open', { loc: loc('/locked'), flags: O_RDWR })).fd;
+  t.is((await c.call('Lk', { fd: fc, cmd: 'getlk', lock: lock('write', 0, 0, 'C') })).lock.type, 'unlock');
+  t.is(await errnoOf(c.call('Lk', { fd: 777777, cmd: 'setlk', lock: lock('write', 0, 0, 'C') })), 'EBADF');
+  await c.call('Release', { fd: fc });
+});
+
+test('readdirp of 2,000 entries returns each exactly once with attributes', async (t) => {
+  await c.call('Mkdir', { loc: loc('/many'), args: args(newGfid(), 0o755) });
+  const dir = join(d.brick, 'many');
+  await Promise.all(Array.from({ length: 2000 }, (_, i) => writeFile(join(dir, `f${i}`), String(i))));
+  await setAttribute(join(dir, 'f7'), 'trusted.gfs.tag', Buffer.from('seven'));
+  const { entries } = await c.call('Readdirp', { loc: loc('/many'), xattrs: ['trusted.gfs.tag'] });
+  t.is(entries.length, 2000);
+  const names = new Set(entries.map((e: { name: string }) => e.name));
+  t.is(names.size, 2000);
+  for (let i = 0; i < 2000; i++) t.true(names.has(`f${i}`));
+  const f7 = entries.find((e: { name: string }) => e.name === 'f7');
+  t.is(f7.xattrs['trusted.gfs.tag'].toString(), 'seven');
+  t.is(f7.iatt.size, 1);
+  t.true(entries.every((e: { iatt: { gfid: string } }) => e.iatt.gfid.length === 36));
+  t.is(new Set(entries.map((e: { iatt: { gfid: string } }) => e.iatt.gfid)).size, 2000);
+});
+
+test('a second brickd on the same port exits 98 naming the port', async (t) => {
+  const second = await spawnBrickd({ port: d.port });
+  const { code } = await second.exited;
+  t.is(code, 98);
+  t.regex(second.stderr(), new RegExp(`port ${HOST.replace(/\./g, '\\.')}:${d.port} is already in use`));
+  await rm(second.brick, { recursive: true, force: true });
+});
+
+test('a missing brick directory is refused with exit 1', async (t) => {
+  const r = await spawnBrickd({ brick: '/nonexistent/gfs-brick-dir' });
+  t.false(r.listening);
+  t.is((await r.exited).code, 1);
+  t.regex(r.stderr(), /brick directory '\/nonexistent\/gfs-brick-dir' does not exist/);
+  const file = join(await tempDir('gfs-notdir-'), 'file');
+  await writeFile(file, '');
+  const r2 = await spawnBrickd({ brick: file });
+  t.is((await r2.exited).code, 1);
+  t.regex(r2.stderr(), /is not a directory/);
+});
+
+test('a brick of another volume is refused with exit 1; the right id is accepted', async (t) => {
+  const brick = await tempDir('gfs-brick-other-');
+  t.teardown(() => rm(brick, { recursive: true, force: true }));
+  const first = await startBrickd({ brick, volumeId: '11111111-2222-4333-8444-555555555555' });
+  first.proc.kill('SIGTERM');
+  t.is((await first.exited).code, 0);
+  t.is(gfidFromBytes((await getAttribute(brick, 'trusted.gfs.volume-id'))!), '11111111-2222-4333-8444-555555555555');
+  const wrong = await spawnBrickd({ brick, volumeId: '99999999-2222-4333-8444-555555555555' });
+  t.is((await wrong.exited).code, 1);
+  t.regex(wrong.stderr(), /belongs to volume id 11111111-2222-4333-8444-555555555555/);
+  const again = await startBrickd({ brick, volumeId: '11111111-2222-4333-8444-555555555555' });
+  again.proc.kill('SIGTERM');
+  t.is((await again.exited).code, 0);
+});
+
+test('SIGTERM stops brickd with exit 0, also with open fds; a pid file is written', async (t) => {
+  const pidDir = await tempDir('gfs-pid-');
+  const pidFile = join(pidDir, 'brickd.pid');
+  const b = await startBrickd({ extra: ['--pid-file', pidFile] });
+  t.teardown(() => rm(b.brick, { recursive: true, force: true }));
+  t.is(Number((await readFile(pidFile, 'utf8')).trim()), b.proc.pid ?? -1);
+  const cl = new BrickClient(b.port, b.volumeId, b.secret);
+  t.teardown(() => cl.close());
+  const f = await cl.call('Create', { loc: loc('/open'), flags: O_RDWR, args: args(newGfid()) });
+  t.truthy(f.fd);
+  b.proc.kill('SIGTERM');
+  t.deepEqual(await b.exited, { code: 0, signal: null });
+});
+
+test('bad arguments exit 2 with one line; --help exits 0', async (t) => {
+  const help = await runBrickd(['--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /usage: gfs-brickd --brick-path DIR --listen HOST:PORT/);
+  const missing = await runBrickd(['--brick-path', '/tmp']);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /missing --listen/);
+  const port = await freePort();
+  const badListen = await runBrickd(['--brick-path', '/tmp', '--listen', 'nohost', '--volume', 'v', '--volume-id', newGfid(), '--auth-file', '/etc/hostname']);
+  t.is(badListen.code, 2);
+  t.regex(badListen.stderr, /--listen 'nohost' is not HOST:PORT/);
+  const badId = await runBrickd(['--brick-path', '/tmp', '--listen', `${HOST}:${port}`, '--volume', 'v', '--volume-id', 'xyz', '--auth-file', '/etc/hostname']);
+  t.is(badId.code, 2);
+  t.regex(badId.stderr, /--volume-id 'xyz' is not a UUID/);
+  const noAuth = await runBrickd(['--brick-path', '/tmp', '--listen', `${HOST}:${port}`, '--volume', 'v', '--volume-id', newGfid(), '--auth-file', '/nonexistent/secret']);
+  t.is(noAuth.code, 2);
+  t.regex(noAuth.stderr, /cannot read --auth-file/);
+  t.is(noAuth.stderr.trim().split('\n').length, 1);
+});
+
