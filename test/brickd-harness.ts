@@ -119,10 +119,11 @@ export class BrickClient {
     this.raw = new Service(`${HOST}:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as BrickClient['raw'];
   }
 
-  call(method: string, req: Req, ctx: Ctx = ROOT_CTX): Promise<Res> {
+  call(method: string, req: Req, ctx: Ctx = ROOT_CTX, deadlineMs?: number): Promise<Res> {
     const md = ctxToMetadata(ctx, this.volumeId, this.secret);
+    const opts: grpc.CallOptions = deadlineMs ? { deadline: Date.now() + deadlineMs } : {};
     return new Promise((resolve, reject) => {
-      this.raw[method](req, md, (err: grpc.ServiceError | null, res: Res) => (err ? reject(err) : resolve(res)));
+      this.raw[method](req, md, opts, (err: grpc.ServiceError | null, res: Res) => (err ? reject(err) : resolve(res)));
     });
   }
 

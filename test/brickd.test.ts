@@ -313,6 +313,19 @@ test('posix locks: conflicts, EAGAIN, setlkw granted after unlock, dropped at re
   await c.call('Release', { fd: fc });
 });
 
+test('a setlkw given up by its caller is never granted later', async (t) => {
+  const { fd: fa } = await createFile('/lkw', Buffer.alloc(10));
+  const fb = (await c.call('Open', { loc: loc('/lkw'), flags: O_RDWR })).fd;
+  const lock = (type: string, owner: string) => ({ type, start: 0, len: 0, pid: 1, owner });
+  await c.call('Lk', { fd: fa, cmd: 'setlk', lock: lock('write', 'A') });
+  const err = await c.call('Lk', { fd: fb, cmd: 'setlkw', lock: lock('write', 'B') }, undefined, 300).catch((e: grpc.ServiceError) => e);
+  t.is((err as grpc.ServiceError).code, grpc.status.DEADLINE_EXCEEDED);
+  await new Promise((r) => setTimeout(r, 100));
+  await c.call('Lk', { fd: fa, cmd: 'setlk', lock: lock('unlock', 'A') });
+  t.is((await c.call('Lk', { fd: fb, cmd: 'getlk', lock: lock('write', 'C') })).lock.type, 'unlock');
+  for (const fd of [fa, fb]) await c.call('Release', { fd });
+});
+
 test('readdirp of 2,000 entries returns each exactly once with attributes', async (t) => {
   await c.call('Mkdir', { loc: loc('/many'), args: args(newGfid(), 0o755) });
   const dir = join(d.brick, 'many');
