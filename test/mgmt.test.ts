@@ -1,7 +1,7 @@
 // gfsd and the gfs CLI end to end: three real gfsd on 127.0.20.1-3, the CLI as a child process,
 // real brick daemons. The tests share one cluster and run in order.
 import test from 'ava';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
@@ -144,6 +144,13 @@ test.serial('volume create refuses bad requests and leaves nothing behind', asyn
   const r = await c.gfs(['volume', 'create', 'v1', h1, `127.0.20.2:${marked}/sub`, 'force']);
   t.is(r.code, 1);
   t.is(r.stderr.trim(), `volume create: v1: failed: Staging failed on 127.0.20.2. Error: 127.0.20.2:${marked}/sub is already part of a volume`);
+  // Staging passes but the commit fails on n2 (a file where a directory should be): n1's brick
+  // directory, already made and marked, is removed again.
+  const file = join(c.dir, 'afile');
+  writeFileSync(file, 'x');
+  const rb = await c.gfs(['volume', 'create', 'v1', h1, `127.0.20.2:${file}/sub`, 'force']);
+  t.is(rb.code, 1);
+  t.regex(rb.stderr.trim(), /^volume create: v1: failed: Commit failed on 127\.0\.20\.2\. Error: cannot prepare brick: .*(ENOTDIR|not a directory)/i);
   await nothingCreated(t, [join(c.dir, 'new'), `${marked}/sub`]);
   t.is(xattr(marked), '11111111-2222-3333-4444-555555555555');
 });
