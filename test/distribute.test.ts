@@ -304,3 +304,34 @@ test('bad input: malformed spec, unknown volume, a brick that is down', async (t
   t.is(await fs.readFile(join(vmp, on2[0]), 'utf8'), `data ${on2[0].slice(1)}`, 'files of the live brick still read');
   t.true((await fs.readdir(vmp)).includes(on2[0]));
 });
+
+test('a full brick: ENOSPC on the mount, nothing else harmed, space back after delete', async (t) => {
+  // Two bricks on their own small ext4 file systems (loop-mounted images), so they can fill up.
+  const imgs: string[] = [];
+  const mounts: string[] = [];
+  t.teardown(async () => {
+    for (const m of mounts) await run('umount', ['-l', m]);
+    for (const i of imgs) await fs.rm(i, { force: true });
+  });
+  const c = await Cluster.start(t, { nodes: 1, subnet: SUBNET });
+  for (const name of ['small1', 'small2']) {
+    const img = join(c.root, `${name}.img`);
+    const dir = c.brick(0, name);
+    await fs.mkdir(dir, { recursive: true });
+    const r = await sh(`truncate -s 24M ${img} && mkfs.ext4 -q -F ${img} && mount -o loop ${img} ${dir}`);
+    t.is(r.code, 0, r.stderr);
+    imgs.push(img);
+    mounts.push(dir);
+  }
+  // Bricks are directories inside those file systems, as with a real disk.
+  await c.volume('full', [[0, 'small1/b'], [0, 'small2/b']]);
+  const mp = await c.mount('full');
+  await fs.writeFile(join(mp, 'keep'), 'precious');
+  const big = await sh(`dd if=/dev/zero of=${mp}/big bs=1M count=64 conv=fsync`);
+  t.not(big.code, 0, 'writing past the brick size fails');
+  t.regex(big.stderr, /No space left on device/);
+  t.is(await fs.readFile(join(mp, 'keep'), 'utf8'), 'precious', 'other files are unharmed');
+  await fs.unlink(join(mp, 'big'));
+  const again = await sh(`dd if=/dev/zero of=${mp}/after bs=1M count=4 conv=fsync`);
+  t.is(again.code, 0, `space is back after delete: ${again.stderr}`);
+});

@@ -1,0 +1,229 @@
+// scripts/bench: the workloads of the performance issue on the local disk, a minimal fuse-native
+// passthrough (the ceiling for a Node FUSE client) and gfs volumes with all bricks on 127.0.0.1,
+// medians over repeated runs, each gfs figure as a ratio to the passthrough and to the local disk.
+// Usage: npm run bench -- [--quick] [--runs N] [--size MiB] [--targets a,b] [--workloads a,b]
+import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Cluster } from '../test/harness.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' }, runs: { type: 'string' }, size: { type: 'string' },
+    targets: { type: 'string' }, workloads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  console.log('usage: npm run bench -- [--quick] [--runs N] [--size MiB] [--targets local,passthrough,dist2,rep2,stripe2,dist-rep2x2] [--workloads seqwrite,seqread,randwrite,randread,create,ls,delete,untar,dbench]');
+  process.exit(0);
+}
+const quick = !!values.quick;
+const RUNS = Number(values.runs ?? (quick ? 1 : 3));
+const SIZE_MIB = Number(values.size ?? (quick ? 256 : 1024));
+const FIO_SECONDS = quick ? 5 : 10;
+const DBENCH_SECONDS = quick ? 5 : 20;
+const FILES = quick ? 1000 : 5000;
+
+function sh(cmd: string, timeoutMs = 900_000): Promise<{ code: number; out: string }> {
+  return new Promise((res) => {
+    execFile('bash', ['-c', cmd], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      res({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` }));
+  });
+}
+
+async function must(cmd: string): Promise<string> {
+  const r = await sh(cmd);
+  if (r.code !== 0) throw new Error(`${cmd}: ${r.out.trim().slice(-500)}`);
+  return r.out;
+}
+
+const dropCaches = () => must('sync; echo 3 > /proc/sys/vm/drop_caches');
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+interface Workload { name: string; label: string; unit: string; higherIsBetter: boolean; run(dir: string, scratch: string): Promise<number> }
+
+const fioIops = async (args: string, key: 'read' | 'write') => {
+  const out = await must(`fio --output-format=json ${args}`);
+  return Math.round(JSON.parse(out.slice(out.indexOf('{'))).jobs[0][key].iops);
+};
+
+const WORKLOADS: Workload[] = [
+  { name: 'seqwrite', label: `seq write ${SIZE_MIB} MiB, 1 MiB blocks, fsync`, unit: 'MiB/s', higherIsBetter: true,
+    run: async (d) => SIZE_MIB / (await timed(() => must(`dd if=/dev/zero of=${d}/seq bs=1M count=${SIZE_MIB} conv=fsync status=none`))) },
+  { name: 'seqread', label: `seq read ${SIZE_MIB} MiB, cold cache`, unit: 'MiB/s', higherIsBetter: true,
+    run: async (d) => {
+      await must(`[ -f ${d}/seq ] || dd if=/dev/zero of=${d}/seq bs=1M count=${SIZE_MIB} conv=fsync status=none`);
+      await dropCaches();
+      return SIZE_MIB / (await timed(() => must(`dd if=${d}/seq of=/dev/null bs=1M status=none`)));
+    } },
+  { name: 'randwrite', label: '4 KiB random write, 256 MiB file', unit: 'IOPS', higherIsBetter: true,
+    run: async (d) => {
+      await must(`[ -f ${d}/rand ] || dd if=/dev/zero of=${d}/rand bs=1M count=256 status=none`);
+      return fioIops(`--name=rw --filename=${d}/rand --size=256M --bs=4k --rw=randwrite --ioengine=psync --runtime=${FIO_SECONDS} --time_based`, 'write');
+    } },
+  { name: 'randread', label: '4 KiB random read, cold', unit: 'IOPS', higherIsBetter: true,
+    run: async (d) => {
+      await must(`[ -f ${d}/rand ] || dd if=/dev/zero of=${d}/rand bs=1M count=256 status=none`);
+      await dropCaches();
+      return fioIops(`--name=rr --filename=${d}/rand --size=256M --bs=4k --rw=randread --ioengine=psync --runtime=${FIO_SECONDS} --time_based`, 'read');
+    } },
+  { name: 'create', label: `create ${FILES} empty files in one dir`, unit: 's', higherIsBetter: false,
+    run: async (d) => timed(() => must(`rm -rf ${d}/many && mkdir ${d}/many && cd ${d}/many && for i in $(seq ${FILES}); do : > f$i; done`)) },
+  { name: 'ls', label: `ls -l of those ${FILES}, cold`, unit: 's', higherIsBetter: false,
+    run: async (d) => {
+      await must(`[ -d ${d}/many ] || (mkdir ${d}/many && cd ${d}/many && for i in $(seq ${FILES}); do : > f$i; done)`);
+      await dropCaches();
+      return timed(() => must(`ls -l ${d}/many > /dev/null`));
+    } },
+  { name: 'delete', label: 'delete them', unit: 's', higherIsBetter: false,
+    run: async (d) => {
+      await must(`[ -d ${d}/many ] || (mkdir ${d}/many && cd ${d}/many && for i in $(seq ${FILES}); do : > f$i; done)`);
+      return timed(() => must(`rm -rf ${d}/many`));
+    } },
+  { name: 'untar', label: `untar ${FILES} files, ${Math.round((FILES * 14) / 1024)} MiB`, unit: 's', higherIsBetter: false,
+    run: async (d, scratch) => {
+      const tar = join(scratch, `tree-${FILES}.tar`);
+      await must(`[ -f ${tar} ] || (mkdir -p ${scratch}/tree && cd ${scratch}/tree && for i in $(seq ${FILES}); do mkdir -p d$((i % 50)); head -c 14336 /dev/urandom > d$((i % 50))/f$i; done && tar cf ${tar} -C ${scratch} tree)`);
+      await must(`rm -rf ${d}/untar && mkdir ${d}/untar`);
+      return timed(() => must(`tar xf ${tar} -C ${d}/untar`));
+    } },
+  { name: 'dbench', label: `dbench ${DBENCH_SECONDS} s, 4 clients`, unit: 'MB/s', higherIsBetter: true,
+    run: async (d) => {
+      await must(`rm -rf ${d}/dbench && mkdir ${d}/dbench`);
+      const out = await must(`dbench -D ${d}/dbench -t ${DBENCH_SECONDS} 4 2>&1`);
+      const m = /Throughput ([\d.]+) MB\/sec/.exec(out);
+      if (!m) throw new Error(`dbench printed no throughput: ${out.slice(-300)}`);
+      return Number(m[1]);
+    } },
+];
+
+interface Target { name: string; gfs: boolean; dir: string; stop(): Promise<void> }
+
+const cleanups: (() => Promise<void>)[] = [];
+const fakeT = { teardown: (fn: () => Promise<void>) => cleanups.push(fn) } as unknown as Parameters<typeof Cluster.start>[0];
+
+async function passthrough(root: string): Promise<Target> {
+  const src = join(root, 'pt-src');
+  const mnt = join(root, 'pt-mnt');
+  await mkdir(src, { recursive: true });
+  await mkdir(mnt, { recursive: true });
+  const child: ChildProcess = fork(join(HERE, 'passthrough.js'), [src, mnt], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((res, rej) => {
+    child.once('message', () => res());
+    child.once('exit', (c) => rej(new Error(`passthrough exited ${c}`)));
+  });
+  return { name: 'passthrough', gfs: false, dir: mnt, stop: async () => { await sh(`fusermount -u ${mnt}`); child.kill('SIGTERM'); } };
+}
+
+const VOLUMES: Record<string, { bricks: number; args: string[] }> = {
+  dist2: { bricks: 2, args: [] },
+  rep2: { bricks: 2, args: ['replica', '2'] },
+  stripe2: { bricks: 2, args: ['stripe', '2'] },
+  'dist-rep2x2': { bricks: 4, args: ['replica', '2'] },
+};
+
+async function gfsVolume(cluster: Cluster, name: string): Promise<Target | string> {
+  const v = VOLUMES[name];
+  const r = await cluster.gfs(['volume', 'create', name, ...v.args, ...Array.from({ length: v.bricks }, (_, i) => cluster.brickSpec(0, `${name}-b${i}`)), 'force']);
+  if (r.code !== 0) return r.stderr.trim();
+  await cluster.mustGfs(['volume', 'start', name]);
+  const mp = await cluster.mount(name);
+  return { name, gfs: true, dir: mp, stop: () => cluster.unmount(mp) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function fmt(v: number | undefined, unit: string): string {
+  if (v === undefined || Number.isNaN(v)) return 'n/a';
+  if (unit === 's') return v.toFixed(2);
+  return v >= 100 ? String(Math.round(v)) : v.toFixed(1);
+}
+
+async function main(): Promise<void> {
+  await must('command -v fio >/dev/null && command -v dbench >/dev/null || (apt-get install -y -qq fio dbench >/dev/null)');
+  const root = await mkdtemp(join(tmpdir(), 'gfs-test-bench-'));
+  const scratch = join(root, 'scratch');
+  await mkdir(scratch, { recursive: true });
+  const wanted = (values.targets ?? 'local,passthrough,dist2,rep2,stripe2,dist-rep2x2').split(',');
+  const workloads = WORKLOADS.filter((w) => !values.workloads || values.workloads.split(',').includes(w.name));
+  const results = new Map<string, Map<string, number>>();
+  const skipped: string[] = [];
+  let cluster: Cluster | undefined;
+  try {
+    for (const name of wanted) {
+      let target: Target | string;
+      if (name === 'local') {
+        const dir = join(root, 'local');
+        await mkdir(dir);
+        target = { name, gfs: false, dir, stop: async () => {} };
+      } else if (name === 'passthrough') {
+        target = await passthrough(root);
+      } else if (VOLUMES[name]) {
+        cluster ??= await Cluster.start(fakeT, { nodes: 1, subnet: 99 });
+        target = await gfsVolume(cluster, name);
+      } else {
+        throw new Error(`unknown target ${name}`);
+      }
+      if (typeof target === 'string') {
+        skipped.push(`${name}: ${target}`);
+        continue;
+      }
+      const row = new Map<string, number>();
+      results.set(name, row);
+      for (const w of workloads) {
+        const xs: number[] = [];
+        for (let i = 0; i < RUNS; i++) {
+          try {
+            xs.push(await w.run(target.dir, scratch));
+          } catch (e) {
+            process.stderr.write(`bench: ${name} ${w.name}: ${(e as Error).message}\n`);
+          }
+        }
+        if (xs.length) row.set(w.name, median(xs));
+        process.stderr.write(`bench: ${name} ${w.name}: ${xs.map((x) => fmt(x, w.unit)).join(' ')} ${w.unit}\n`);
+      }
+      await sh(`rm -rf ${target.dir}/*`);
+      await target.stop();
+    }
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await rm(root, { recursive: true, force: true }).catch(() => {});
+  }
+  print(workloads, results, skipped);
+}
+
+function print(workloads: Workload[], results: Map<string, Map<string, number>>, skipped: string[]): void {
+  const names = [...results.keys()];
+  const lines: string[][] = [['workload', ...names]];
+  for (const w of workloads) {
+    const base = results.get('passthrough')?.get(w.name);
+    const local = results.get('local')?.get(w.name);
+    const ratio = (v: number, b: number | undefined) => (b ? (w.higherIsBetter ? v / b : b / v).toFixed(2) : '-');
+    lines.push([`${w.label} (${w.unit})`, ...names.map((n) => {
+      const v = results.get(n)?.get(w.name);
+      if (v === undefined) return 'n/a';
+      return n === 'local' || n === 'passthrough' ? fmt(v, w.unit) : `${fmt(v, w.unit)} (${ratio(v, base)} pt, ${ratio(v, local)} local)`;
+    })]);
+  }
+  const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  console.log(`\nmedians of ${RUNS} run(s); ratios are speed relative to the passthrough (pt) and the local disk: above 1 is faster\n`);
+  for (const l of lines) console.log(`| ${l.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`);
+  for (const s of skipped) console.log(`skipped ${s}`);
+}
+
+main().catch((e) => {
+  console.error(`bench: ${(e as Error).stack ?? e}`);
+  process.exit(1);
+});
