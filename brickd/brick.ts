@@ -3,6 +3,7 @@
 import type { Logger } from '../common/log.js';
 import { Confiner, type HostPath } from './confine.js';
 import { FdTable } from './fd-table.js';
+import { HealIndex } from './heal-index.js';
 import { LockTable } from './locks.js';
 import { KeyedMutex } from './mutex.js';
 
@@ -21,9 +22,12 @@ export class Brick {
   readonly fds = new FdTable();
   readonly locks = new LockTable();
   readonly xattrMutex = new KeyedMutex();
+  /** The replicate heal index under .gfs/indices/xattrop/. */
+  readonly index: HealIndex;
 
   constructor(readonly config: BrickConfig) {
     this.confiner = new Confiner(config.realRoot);
+    this.index = new HealIndex(config.realRoot, this.confiner);
   }
 
   get log(): Logger {

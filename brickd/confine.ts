@@ -1,7 +1,13 @@
 // Path confinement: a Loc.path from the volume root becomes a host path inside the brick, or an
 // error. Intermediate components are resolved with realpath and must stay inside the brick's
 // realpath; the final component is never followed (callers use lstat, O_NOFOLLOW, l* calls).
+// A path whose host form would pass PATH_MAX is resolved in steps through directory handles: the
+// longest prefix that fits by realpath (checked inside the brick), then one component at a time
+// with O_PATH|O_DIRECTORY|O_NOFOLLOW (so no symlink is followed there at all), and the host path
+// becomes /proc/PID/fd/N/name, short whatever the depth.
+import { close, constants, open } from 'node:fs';
 import { realpath } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { FsError } from '../common/errors.js';
 
 /** The brick's private bookkeeping directory at its root; clients never see it. */
@@ -32,6 +38,22 @@ export function pathComponents(path: string): string[] {
   return parts;
 }
 
+/** Linux O_PATH (x86_64, arm64): a handle that names a directory without opening it for I/O. */
+const O_PATH = 0o10000000;
+const DIR_HANDLE = O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/** Host paths at least this long are resolved in steps (PATH_MAX is 4096 with its NUL). */
+export const LONG_PATH = 3800;
+/** The longest prefix resolved by one realpath in the stepwise resolution. */
+const PREFIX_MAX = 3000;
+/** A directory handle lives this long after its resolution: far longer than one operation. */
+const HANDLE_LIFETIME_MS = 30_000;
+const openFd = promisify(open);
+const closeFd = promisify(close);
+
+function closeLater(fd: number): void {
+  setTimeout(() => { close(fd, () => undefined); }, HANDLE_LIFETIME_MS).unref();
+}
+
 export class Confiner {
   /** realRoot is the realpath of the brick root. */
   constructor(readonly realRoot: string) {}
@@ -45,7 +67,9 @@ export class Confiner {
     if (parts.length === 0) return { path, host: this.realRoot, parent: this.realRoot, name: '', isRoot: true };
     const name = parts[parts.length - 1];
     let parent = this.realRoot;
-    if (parts.length > 1) {
+    if (Buffer.byteLength(this.realRoot) + Buffer.byteLength(path) >= LONG_PATH) {
+      parent = await this.resolveLong(path, parts.slice(0, -1));
+    } else if (parts.length > 1) {
       const unresolved = `${this.realRoot}/${parts.slice(0, -1).join('/')}`;
       parent = await realpath(unresolved);
       if (!this.inside(parent)) throw new FsError('EACCES', `path '${path}' escapes the brick`);
@@ -55,5 +79,30 @@ export class Confiner {
     }
     const host = parent === '/' ? `/${name}` : `${parent}/${name}`;
     return { path, host, parent, name, isRoot: false };
+  }
+
+  /** The parent directory of a long path as /proc/PID/fd/N (closed after HANDLE_LIFETIME_MS). */
+  private async resolveLong(path: string, dirs: string[]): Promise<string> {
+    let k = 0;
+    let len = this.realRoot.length;
+    while (k < dirs.length && len + 1 + Buffer.byteLength(dirs[k]) <= PREFIX_MAX) len += 1 + Buffer.byteLength(dirs[k++]);
+    const prefix = await realpath(k === 0 ? this.realRoot : `${this.realRoot}/${dirs.slice(0, k).join('/')}`);
+    if (!this.inside(prefix)) throw new FsError('EACCES', `path '${path}' escapes the brick`);
+    let fd = await openFd(prefix, DIR_HANDLE);
+    try {
+      for (const dir of dirs.slice(k)) {
+        const next = await openFd(`/proc/${process.pid}/fd/${fd}/${dir}`, DIR_HANDLE).catch((err: NodeJS.ErrnoException) => {
+          // O_NOFOLLOW on a symlink with O_DIRECTORY: ENOTDIR; say it is a link never followed here.
+          throw err.code === 'ENOTDIR' || err.code === 'ELOOP' ? new FsError('ENOTDIR', `a component of long path '${path.slice(0, 80)}...' is not a directory (symlinks are not followed past ${PREFIX_MAX} bytes)`, { cause: err }) : err;
+        });
+        await closeFd(fd);
+        fd = next;
+      }
+    } catch (err) {
+      await closeFd(fd).catch(() => undefined);
+      throw err;
+    }
+    closeLater(fd);
+    return `/proc/${process.pid}/fd/${fd}`;
   }
 }

@@ -1,20 +1,17 @@
 // Attribute operations: setattr, statfs and extended attributes, including xattrop (atomic
 // elementwise addition of big-endian int32 counters, replicate's changelog primitive).
-import { chmod, lchown, lstat, lutimes, statfs } from 'node:fs/promises';
+import { chmod, lchown, lstat, statfs } from 'node:fs/promises';
 import { FsError } from '../common/errors.js';
 import type { Iatt, SetattrArgs, Statfs } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { GFID_XATTR, iattOf } from './iatt.js';
 import { truncateOp } from './posix-file.js';
+import { setTimes } from './posix-special.js';
 import { xget, xlist, xremove, xset } from './xattr.js';
+import { AFR_PREFIX, INDEX_XATTR } from './heal-index.js';
 
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
-
-/** Seconds as a float for lutimes. Node takes times as doubles: sub-microsecond precision is lost. */
-function seconds(t: bigint | 'now', now: number): number {
-  return t === 'now' ? now : Number(t) / 1e9;
-}
 
 export async function setattrOp(b: Brick, loc: { path: string }, attrs: SetattrArgs): Promise<Iatt> {
   const hp = await b.resolve(loc.path);
@@ -31,10 +28,8 @@ export async function setattrOp(b: Brick, loc: { path: string }, attrs: SetattrA
     await truncateOp(b, loc, attrs.size);
   }
   if (attrs.atime !== undefined || attrs.mtime !== undefined) {
-    const now = Date.now() / 1000;
-    const atime = attrs.atime !== undefined ? seconds(attrs.atime, now) : Number(st.atimeNs) / 1e9;
-    const mtime = attrs.mtime !== undefined ? seconds(attrs.mtime, now) : Number(st.mtimeNs) / 1e9;
-    await lutimes(hp.host, atime, mtime);
+    // To the nanosecond; the time not asked for stays exactly as it was.
+    await setTimes(hp.host, attrs.atime ?? st.atimeNs, attrs.mtime ?? st.mtimeNs);
   }
   return iattOf(hp.host, hp.isRoot);
 }
@@ -54,6 +49,8 @@ function checkName(name: string): void {
 
 export async function getxattrOp(b: Brick, loc: { path: string }, name: string): Promise<Buffer> {
   checkName(name);
+  // A virtual xattr of the root: the heal index, as JSON [{gfid, path}].
+  if (name === INDEX_XATTR && loc.path === '/') return Buffer.from(JSON.stringify(await b.index.list()));
   const hp = await b.resolve(loc.path);
   await lstat(hp.host); // ENOENT for a missing file (the binding reads that as "no value")
   const v = await xget(hp.host, name);
@@ -102,7 +99,7 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
   if (add.length === 0 || add.length % 4 !== 0) throw new FsError('EINVAL', `xattrop needs a multiple of 4 bytes, got ${add.length}`);
   const hp = await b.resolve(loc.path);
   await lstat(hp.host);
-  return b.xattrMutex.run(`${hp.host}\0${name}`, async () => {
+  const out = await b.xattrMutex.run(`${hp.host}\0${name}`, async () => {
     const cur = (await xget(hp.host, name)) ?? Buffer.alloc(add.length);
     if (cur.length !== add.length) {
       throw new FsError('EINVAL', `xattr ${name} of '${loc.path}' holds ${cur.length} bytes, the addend ${add.length}`);
@@ -112,4 +109,6 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
     await xset(hp.host, name, out);
     return out;
   });
+  if (name.startsWith(AFR_PREFIX)) await b.index.update(hp.host, loc.path);
+  return out;
 }

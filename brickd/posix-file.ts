@@ -3,13 +3,15 @@
 import { constants } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { FsError } from '../common/errors.js';
-import type { CreateArgs, Ctx, Flock, Iatt, LockCmd } from '../common/types.js';
+import { FLOCK_OWNER_PREFIX, isFlockOwner, type CreateArgs, type Ctx, type Flock, type Iatt, type LockCmd } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { readable, writable, type OpenFile } from './fd-table.js';
 import { checkGfid, ensureGfid, statToIatt, writeGfid } from './iatt.js';
 import { applyCreateXattrs, newOwner, refuseRoot } from './posix-entry.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
+const PROC_UID = process.getuid?.() ?? -1;
+const PROC_GID = process.getgid?.() ?? -1;
 /** Largest read answered in one message (the gRPC limit is 64 MiB). */
 export const MAX_IO = 32 * 1024 * 1024;
 
@@ -25,6 +27,9 @@ export async function createOp(
   const gfid = checkGfid(args.gfid);
   const mode = args.mode & ~args.umask & 0o7777;
   const base = (flags & ~O_CREAT) | O_NOFOLLOW;
+  // Who will own the file is found while it is created (one lstat of the parent, off the wait).
+  const ownerP = newOwner(ctx, hp.parent);
+  ownerP.catch(() => undefined);
   for (let attempt = 0; attempt < 3; attempt++) {
     let fh: FileHandle;
     try {
@@ -42,10 +47,11 @@ export async function createOp(
       return { fd: f.id, iatt: await fdIatt(f) };
     }
     try {
-      const owner = await newOwner(ctx, hp.parent);
-      await writeGfid(hp.host, gfid);
-      await fh.chown(owner.uid, owner.gid);
-      if (mode & 0o6000) await fh.chmod(mode); // chown clears setuid/setgid on regular files
+      const owner = await ownerP;
+      // The new file already belongs to the daemon's uid and gid: chown only to someone else.
+      const chown = owner.uid !== PROC_UID || owner.gid !== PROC_GID ? fh.chown(owner.uid, owner.gid) : undefined;
+      await Promise.all([writeGfid(hp.host, gfid), chown]);
+      if (chown && mode & 0o6000) await fh.chmod(mode); // chown clears setuid/setgid on regular files
       await applyCreateXattrs(hp.host, args.xattrs);
     } catch (err) {
       await fh.close().catch(() => undefined);
@@ -135,15 +141,23 @@ export async function fsyncOp(b: Brick, fd: number, datasync: boolean): Promise<
 export async function releaseOp(b: Brick, fd: number): Promise<void> {
   const f = b.fds.take(fd);
   b.locks.release(f.gfid, f.id, f.lockOwners);
+  b.locks.release(lockKey(f.gfid, FLOCK_OWNER_PREFIX), f.id, f.lockOwners);
   await f.fh.close();
 }
+
+/** The lock table key of a file: flock(2) locks live apart from POSIX record locks. */
+const lockKey = (gfid: string, owner: string) => (isFlockOwner(owner) ? `${gfid}:flock` : gfid);
 
 export async function lkOp(b: Brick, fd: number, cmd: LockCmd, lock: Flock, signal?: AbortSignal): Promise<Flock> {
   const f = b.fds.get(fd);
   if (cmd !== 'getlk') {
+    if (isFlockOwner(lock.owner)) {
+      if (lock.type !== 'unlock') f.lockOwners.add(lock.owner);
+      return b.locks.lk(lockKey(f.gfid, lock.owner), f.id, cmd, lock, signal);
+    }
     if (lock.type === 'write' && !writable(f)) throw new FsError('EBADF', `fd ${fd} is not open for writing (write lock)`);
     if (lock.type === 'read' && !readable(f)) throw new FsError('EBADF', `fd ${fd} is not open for reading (read lock)`);
     if (lock.type !== 'unlock') f.lockOwners.add(lock.owner);
   }
-  return b.locks.lk(f.gfid, f.id, cmd, lock, signal);
+  return b.locks.lk(lockKey(f.gfid, lock.owner), f.id, cmd, lock, signal);
 }

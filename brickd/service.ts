@@ -9,6 +9,7 @@ import type { Brick } from './brick.js';
 import * as attr from './posix-attr.js';
 import * as entry from './posix-entry.js';
 import * as file from './posix-file.js';
+import * as special from './posix-special.js';
 
 type Wire = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 type Handler = (b: Brick, ctx: Ctx, req: Wire, signal: AbortSignal) => Promise<Wire>;
@@ -77,12 +78,21 @@ export const HANDLERS: Record<string, Handler> = {
   Listxattr: async (b, _c, r) => ({ names: await attr.listxattrOp(b, loc(r.loc)) }),
   Removexattr: (b, _c, r) => empty(attr.removexattrOp(b, loc(r.loc), String(r.name ?? ''))),
   Xattrop: async (b, _c, r) => ({ value: await attr.xattropOp(b, loc(r.loc), String(r.name ?? ''), r.add ?? Buffer.alloc(0)) }),
+  Mknod: (b, c, r) => iattRes(special.mknodOp(b, c, loc(r.loc), Number(r.rdev), createArgs(r.args))),
+  Fallocate: (b, _c, r) => empty(special.fallocateOp(b, Number(r.fd), Number(r.mode), Number(r.offset), Number(r.len))),
   Lk: async (b, _c, r, signal) => ({
     lock: flockToWire(await file.lkOp(b, Number(r.fd), String(r.cmd) as LockCmd, flockFromWire(r.lock), signal)),
   }),
 };
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
+/** The digest of each volume secret, computed once rather than on every call. */
+const secretDigests = new Map<string, Buffer>();
+const secretDigest = (s: string) => {
+  let d = secretDigests.get(s);
+  if (!d) secretDigests.set(s, (d = digest(s)));
+  return d;
+};
 
 export interface AuthConfig {
   volumeId: string;
@@ -94,7 +104,7 @@ export function checkAuth(md: grpc.Metadata, auth: AuthConfig): string | null {
   const vol = md.get(MD.volumeId)[0];
   if (typeof vol !== 'string' || vol.toLowerCase() !== auth.volumeId) return 'wrong or missing volume id';
   const given = md.get(MD.auth)[0];
-  if (typeof given !== 'string' || !timingSafeEqual(digest(given), digest(auth.secret))) return 'wrong or missing volume secret';
+  if (typeof given !== 'string' || !timingSafeEqual(digest(given), secretDigest(auth.secret))) return 'wrong or missing volume secret';
   return null;
 }
 
@@ -122,7 +132,7 @@ function wrap(name: string, h: Handler, brick: Brick, auth: AuthConfig): grpc.ha
     }
     result.then(
       (res) => {
-        brick.log.debug({ op: name, path: pathOf(call.request), ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'ok');
+        if (brick.log.isLevelEnabled('debug')) brick.log.debug({ op: name, path: pathOf(call.request), ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'ok');
         callback(null, res);
       },
       (err: unknown) => {
@@ -131,7 +141,7 @@ function wrap(name: string, h: Handler, brick: Brick, auth: AuthConfig): grpc.ha
         if (errno === 'EIO' && !(err instanceof FsError)) {
           brick.log.error({ op: name, path: pathOf(call.request), ms, err, stack: (err as Error)?.stack }, 'unexpected failure');
         } else {
-          brick.log.debug({ op: name, path: pathOf(call.request), ms, errno }, (err as Error)?.message ?? String(err));
+          if (brick.log.isLevelEnabled('debug')) brick.log.debug({ op: name, path: pathOf(call.request), ms, errno }, (err as Error)?.message ?? String(err));
         }
         callback(toGrpcError(err));
       },

@@ -2,6 +2,7 @@
 // gfs-mount: mounts a volume. By default it returns once the mount is ready and leaves a daemon
 // serving it (as mount.glusterfs); -N keeps it in the foreground. The daemon exits when the file
 // system is unmounted (umount, fusermount -u) or on SIGTERM/SIGINT, unmounting first.
+import './bridge/kernel/threadpool.js'; // first: sizes libuv's pool before anything uses it
 import { fork } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';
@@ -10,11 +11,15 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { toErrno } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
+import { profileSnapshot } from '../common/profile.js';
 import { ROOT_CTX } from '../common/types.js';
 import type { VolumeSpec } from '../common/spec.js';
 import { createFuseNativeBridge } from './bridge/fuse-native.js';
+import { createKernelBridge } from './bridge/kernel/index.js';
+import type { BridgeFactory } from './bridge/index.js';
 import { buildGraph } from './xlators/registry.js';
 import { fetchSpec, parseServer, specFromFile } from './volfile.js';
+import { watchSpec } from './spec-watch.js';
 
 const USAGE = `usage: gfs-mount [options] [HOST[:PORT]:]VOLUME MOUNTPOINT
        gfs-mount [options] --spec FILE MOUNTPOINT
@@ -26,7 +31,9 @@ options:
   --spec FILE          mount the volume spec in FILE instead of asking gfsd
   -o OPTS              comma-separated mount options:
                          ro | rw, backup-volfile-servers=H1[:P]:H2..., log-level=L,
-                         log-file=F, bridge=fuse-native
+                         log-file=F, bridge=kernel|fuse-native (default kernel on Linux),
+                         writeback-cache, attribute-timeout=S, entry-timeout=S,
+                         volfile-check-interval=S (how often to look for a changed spec; 0: never)
   --log-level L        trace|debug|info|warn|error (default info; also GFS_LOG_LEVEL)
   --log-file F         default /var/log/gfs/<mountpoint>.log
   --pid-file F         write the serving daemon's pid here
@@ -47,6 +54,24 @@ export interface MountArgs {
   pidFile?: string;
   foreground: boolean;
   bridge: string;
+  writebackCache: boolean;
+  attrTimeout?: number;
+  entryTimeout?: number;
+  /** Seconds between looks for a changed spec on the volfile servers; 0 never looks. */
+  volfileCheckInterval: number;
+}
+
+/** The bridges gfs-mount can serve a mount with; -o bridge=NAME picks one. */
+export const BRIDGES: Record<string, BridgeFactory> = {
+  kernel: createKernelBridge,
+  'fuse-native': createFuseNativeBridge,
+};
+export const DEFAULT_BRIDGE = process.platform === 'linux' ? 'kernel' : 'fuse-native';
+
+function seconds(key: string, v: string | undefined): number {
+  const n = Number(v);
+  if (v === undefined || v === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`mount option ${key} needs a number of seconds, got '${v ?? ''}'`);
+  return n;
 }
 
 function parseSource(source: string): { server?: string; volume: string } {
@@ -75,7 +100,11 @@ export function parseMountArgs(argv: string[]): MountArgs {
   let readOnly = false;
   let logLevel = values['log-level'];
   let logFile = values['log-file'];
-  let bridge = 'fuse-native';
+  let bridge = DEFAULT_BRIDGE;
+  let writebackCache = false;
+  let attrTimeout: number | undefined;
+  let entryTimeout: number | undefined;
+  let volfileCheckInterval = 5;
   const backups: string[] = [];
   for (const o of opts) {
     const [k, v] = o.split(/=(.*)/s);
@@ -86,13 +115,17 @@ export function parseMountArgs(argv: string[]): MountArgs {
       case 'log-level': logLevel = v; break;
       case 'log-file': logFile = v; break;
       case 'bridge': bridge = v; break;
+      case 'writeback-cache': writebackCache = true; break;
+      case 'attribute-timeout': attrTimeout = seconds(k, v); break;
+      case 'entry-timeout': entryTimeout = seconds(k, v); break;
+      case 'volfile-check-interval': volfileCheckInterval = seconds(k, v); break;
       // Options mount(8) passes that mean nothing here.
       case 'defaults': case 'auto': case 'noauto': case '_netdev': case 'nofail': case 'user': case 'nouser':
       case 'exec': case 'noexec': case 'suid': case 'nosuid': case 'dev': case 'nodev': case 'relatime': case 'noatime': break;
       default: throw new UsageError(`unknown mount option '${o}'`);
     }
   }
-  if (bridge !== 'fuse-native') throw new UsageError(`unknown bridge '${bridge}' (available: fuse-native)`);
+  if (!BRIDGES[bridge]) throw new UsageError(`unknown bridge '${bridge}' (available: ${Object.keys(BRIDGES).join(', ')})`);
   let servers: { host: string; port: number }[] = [];
   let volume = '';
   if (!values.spec) {
@@ -105,6 +138,7 @@ export function parseMountArgs(argv: string[]): MountArgs {
   return {
     source: values.spec ? undefined : positionals[0], specFile: values.spec, mountpoint, readOnly, servers, volume,
     logLevel, logFile: logFile ?? `/var/log/gfs/${logName}.log`, pidFile: values['pid-file'], foreground: !!values.foreground, bridge,
+    writebackCache, attrTimeout, entryTimeout, volfileCheckInterval,
   };
 }
 
@@ -145,7 +179,10 @@ async function serve(args: MountArgs, ready: (err?: string) => void): Promise<nu
     return 1;
   }
   const fsname = args.specFile ? spec.volume : `${args.servers[0].host}:${spec.volume}`;
-  const bridge = createFuseNativeBridge(top, { mountpoint: args.mountpoint, fsname, readOnly: args.readOnly, log });
+  const bridge = BRIDGES[args.bridge](top, {
+    mountpoint: args.mountpoint, fsname, readOnly: args.readOnly, log,
+    writebackCache: args.writebackCache, attrTimeout: args.attrTimeout, entryTimeout: args.entryTimeout,
+  });
   try {
     await bridge.mount();
   } catch (e) {
@@ -157,8 +194,10 @@ async function serve(args: MountArgs, ready: (err?: string) => void): Promise<nu
     await mkdir(dirname(args.pidFile), { recursive: true });
     await writeFile(args.pidFile, `${process.pid}\n`);
   }
-  log.info({ volume: spec.volume, mountpoint: args.mountpoint }, 'mounted');
+  log.info({ volume: spec.volume, mountpoint: args.mountpoint, bridge: args.bridge }, 'mounted');
   ready();
+  const watcher = !args.specFile && args.volfileCheckInterval > 0
+    ? watchSpec(args.servers, spec, top, log, args.volfileCheckInterval) : undefined;
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
@@ -168,7 +207,10 @@ async function serve(args: MountArgs, ready: (err?: string) => void): Promise<nu
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // GFS_PROFILE=1: SIGUSR1 logs where the time went since the last one (FUSE requests, brick calls).
+  process.on('SIGUSR1', () => log.info({ profile: profileSnapshot(true) }, 'profile'));
   await bridge.closed;
+  watcher?.stop();
   await top.fini();
   log.info('stopped');
   return 0;
@@ -184,7 +226,21 @@ function buildGraphOrFail(spec: VolumeSpec, log: ReturnType<typeof createLogger>
 }
 
 /** Starts the serving daemon and waits for its word that the mount is ready. */
-function daemonize(argv: string[]): Promise<number> {
+/** The last warning or error lines of a daemon's pino log, to say why it stopped. */
+async function lastProblems(logFile: string): Promise<string> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  const msgs = text.trim().split('\n').slice(-200).map((l) => {
+    try {
+      const j = JSON.parse(l) as { level: number; msg?: string; err?: { message?: string } | string };
+      return j.level >= 40 ? `${j.msg ?? ''}${j.err ? `: ${typeof j.err === 'string' ? j.err : j.err.message}` : ''}` : '';
+    } catch {
+      return '';
+    }
+  }).filter(Boolean);
+  return msgs.slice(-3).join('; ');
+}
+
+function daemonize(argv: string[], logFile: string): Promise<number> {
   return new Promise((resolvePromise) => {
     const child = fork(fileURLToPath(import.meta.url), [...argv, '--foreground', '--ready-ipc'], {
       detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
@@ -200,7 +256,10 @@ function daemonize(argv: string[]): Promise<number> {
       resolvePromise(code);
     };
     child.on('message', (m: { ready?: boolean; error?: string }) => finish(m.error ? 1 : 0, m.error));
-    child.on('exit', (code) => finish(code || 1, 'the mount daemon exited before the mount was ready'));
+    child.on('exit', (code, signal) => {
+      void lastProblems(logFile).then((why) => finish(code || 1,
+        `the mount daemon exited (${signal ?? `code ${code}`}) before the mount was ready${why ? `: ${why}` : ''} (log: ${logFile})`));
+    });
     child.on('error', (e) => finish(1, e.message));
   });
 }
@@ -217,8 +276,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`gfs-mount: ${(e as Error).message}\n`);
     return 2;
   }
-  if (!args.foreground) return daemonize(argv);
+  if (!args.foreground) return daemonize(argv, args.logFile);
   const viaIpc = argv.includes('--ready-ipc') && typeof process.send === 'function';
+  // A crash before the mount is ready is still reported to the waiting parent.
+  process.on('uncaughtException', (e) => {
+    if (viaIpc && process.connected) process.send!({ error: `mount daemon crashed: ${e.stack ?? e.message}` });
+    else process.stderr.write(`gfs-mount: crashed: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  });
   return serve(args, (err) => {
     if (viaIpc) {
       process.send!(err ? { error: err } : { ready: true });

@@ -28,6 +28,11 @@ export interface Fops {
   rename(ctx: Ctx, from: Loc, to: Loc): Promise<void>;
   link(ctx: Ctx, from: Loc, to: Loc): Promise<Iatt>;
   symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs): Promise<Iatt>;
+  /** A special file: args.mode carries its type (S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFREG); rdev
+   *  is the device number in the kernel's encoding (major << 8 | minor, minor's high bits above). */
+  mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs): Promise<Iatt>;
+  /** fallocate(2) on an open file: mode is FALLOC_FL_* (0 allocates and extends). */
+  fallocate(ctx: Ctx, fd: Fd, mode: number, offset: number, len: number): Promise<void>;
   readlink(ctx: Ctx, loc: Loc): Promise<string>;
   setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs): Promise<Iatt>;
   statfs(ctx: Ctx, loc: Loc): Promise<Statfs>;
@@ -47,7 +52,7 @@ export type FopName = keyof Fops;
 export const FOP_NAMES = [
   'lookup', 'stat', 'fstat', 'readdirp', 'mkdir', 'create', 'open', 'read', 'write', 'truncate',
   'ftruncate', 'flush', 'fsync', 'release', 'unlink', 'rmdir', 'rename', 'link', 'symlink',
-  'readlink', 'setattr', 'statfs', 'getxattr', 'setxattr', 'listxattr', 'removexattr', 'xattrop', 'lk',
+  'readlink', 'setattr', 'statfs', 'getxattr', 'setxattr', 'listxattr', 'removexattr', 'xattrop', 'lk', 'mknod', 'fallocate',
 ] as const satisfies readonly FopName[];
 
 // A compile-time check that the list names every operation.

@@ -84,6 +84,10 @@ export function newFd(loc: Loc, flags: number, gfid: string): Fd {
   return { loc, flags, gfid, ctx: new Map() };
 }
 
+/** Fd.ctx key under which the layer that opened a file may leave the Iatt the open saw, so the FUSE
+ *  bridge can keep the kernel's cached pages when the file did not change (close-to-open). */
+export const OPEN_IATT: object = Object.freeze({ key: 'open-iatt' });
+
 export type LockType = 'read' | 'write' | 'unlock';
 
 export interface Flock {
@@ -97,6 +101,11 @@ export interface Flock {
 }
 
 export type LockCmd = 'getlk' | 'setlk' | 'setlkw';
+
+/** Owners of BSD flock(2) locks start with this; bricks keep them apart from POSIX record locks
+ *  (the two kinds never conflict with each other, as on Linux) and need no read/write access. */
+export const FLOCK_OWNER_PREFIX = 'flock:';
+export const isFlockOwner = (owner: string) => owner.startsWith(FLOCK_OWNER_PREFIX);
 
 /** Entry-creating operations carry the new inode's gfid and the caller's umask. */
 export interface CreateArgs {

@@ -125,8 +125,17 @@ export class BrickManager {
     return s;
   }
 
-  /** Starts the brick unless its daemon already runs. */
-  async start(v: VolumeDef, path: string): Promise<RunningBrick> {
+  private starting: Promise<unknown> = Promise.resolve();
+
+  /** Starts the brick unless its daemon already runs. One start at a time, so two bricks of this
+   * node never pick the same free port. */
+  start(v: VolumeDef, path: string): Promise<RunningBrick> {
+    const run = this.starting.then(() => this.startOne(v, path));
+    this.starting = run.catch(() => undefined);
+    return run;
+  }
+
+  private async startOne(v: VolumeDef, path: string): Promise<RunningBrick> {
     const existing = this.find(v, path);
     if (existing) return existing;
     const main = brickdPath();

@@ -8,7 +8,7 @@ export interface WireVolume {
   transport: string; bricks: WireBrick[]; options: Record<string, string>; snapshot_count: number;
 }
 export interface WireBrickStatus { host: string; path: string; port: number; online: boolean; pid: number }
-export interface WireVolumeStatus { name: string; bricks: WireBrickStatus[] }
+export interface WireVolumeStatus { name: string; bricks: WireBrickStatus[]; shds?: WireBrickStatus[] }
 export interface WirePeer { member: Member; connected: boolean; state: string; self: boolean }
 
 export function formatVolumeInfo(vols: WireVolume[]): string {
@@ -46,6 +46,9 @@ export function formatVolumeStatus(vols: WireVolumeStatus[]): string {
       const pid = b.online ? String(b.pid) : 'N/A';
       out.push(`${names[i].padEnd(width)}${port.padEnd(10)}${rdma.padEnd(11)}${(b.online ? 'Y' : 'N').padEnd(8)}${pid}`);
     });
+    for (const s of v.shds ?? []) {
+      out.push(`${`Self-heal Daemon on ${s.host}`.padEnd(width)}${'N/A'.padEnd(10)}${'N/A'.padEnd(11)}${(s.online ? 'Y' : 'N').padEnd(8)}${s.online ? s.pid : 'N/A'}`);
+    }
     out.push(' ', `Task Status of Volume ${v.name}`, DASHES, 'There are no active volume tasks', ' ');
     return `${out.join('\n')}\n`;
   }).join('\n');

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, isUnreachable } from './errors.js';
 import { callMgmt } from './peer-client.js';
+import { HEAL_USAGE, volumeHeal } from './cli-heal.js';
 import {
   formatPeerStatus, formatPoolList, formatVolumeInfo, formatVolumeStatus, peersJson,
   type WirePeer, type WireVolume, type WireVolumeStatus,
@@ -166,6 +167,40 @@ const COMMANDS: Record<string, Command> = {
       need(args, 3, 3);
       await rpc(g, 'VolumeSet', { name: args[0], key: args[1], value: args[2] }, `volume set: ${args[0]}`);
       success(g, 'volume set: success', { volume: args[0] });
+    },
+  },
+  'volume reset-brick': {
+    usage: 'volume reset-brick <VOLNAME> <SOURCE-BRICK> {{start} | {<NEW-BRICK> commit}} [force]',
+    help: 'reset-brick operations: take a brick offline (start), then bring its (new, maybe empty) directory back (commit force)',
+    async run(g, args) {
+      need(args, 3, 5);
+      const [name, source, third, action, force] = args;
+      const req = third === 'start'
+        ? (need(args, 3, 3), { name, source, target: source, action: 'start', force: false })
+        : { name, source, target: third, action: action ?? '', force: force === 'force' };
+      if (req.action !== 'start' && (req.action !== 'commit' || (force !== undefined && force !== 'force'))) throw new Usage();
+      await rpc(g, 'VolumeResetBrick', req, 'volume reset-brick');
+      success(g, `volume reset-brick: success${req.action === 'start' ? ': reset-brick start operation successful' : ': reset-brick commit force operation successful'}`, { volume: name });
+    },
+  },
+  'volume replace-brick': {
+    usage: 'volume replace-brick <VOLNAME> <SOURCE-BRICK> <NEW-BRICK> {commit force}',
+    help: 'replace-brick operations: move a brick to a new directory or node; heal fills it',
+    async run(g, args) {
+      need(args, 5, 5);
+      const [name, source, target, commit, force] = args;
+      if (commit !== 'commit' || force !== 'force') throw new Usage();
+      await rpc(g, 'VolumeReplaceBrick', { name, source, target, action: 'commit', force: true }, 'volume replace-brick');
+      success(g, 'volume replace-brick: success: replace-brick commit force operation successful', { volume: name });
+    },
+  },
+  'volume heal': {
+    usage: HEAL_USAGE, help: 'self-heal commands on volume specified by <VOLNAME>',
+    async run(g, args) {
+      if (args.length < 1) throw new Usage();
+      const r = await volumeHeal(g.remote, args, g.json);
+      if (!r.ok) throw new Failed(r.text);
+      out(r.text);
     },
   },
   'volume info': {

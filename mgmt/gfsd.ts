@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../common/log.js';
 import { mgmtService, SERVER_OPTIONS } from '../common/proto.js';
+import { configureBrickCarve } from './brick-carve.js';
 import { Node } from './node.js';
 import { catchUp } from './peer-ops.js';
 import { mgmtHandlers } from './service.js';
@@ -15,7 +16,8 @@ import { DEFAULT_MGMT_PORT, parseHostPort } from './types.js';
 
 const USAGE = `Usage: gfsd [--listen HOST[:PORT]] [--workdir DIR] [--log-level LEVEL] [--log-file FILE] [--pid-file FILE]
   --listen     address to serve on and this node's hostname (default 127.0.0.1:${DEFAULT_MGMT_PORT})
-  --workdir    state directory (default /var/lib/gfsd)`;
+  --workdir    state directory (default /var/lib/gfsd)
+  --brick-mount-root  where carved bricks are mounted (default $GFS_BRICK_MOUNT_ROOT or /var/lib/gfs/mounts)`;
 
 async function main(): Promise<void> {
   let values;
@@ -27,6 +29,7 @@ async function main(): Promise<void> {
         'log-level': { type: 'string' },
         'log-file': { type: 'string' },
         'pid-file': { type: 'string' },
+        'brick-mount-root': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
   const level = values['log-level'] ?? process.env.GFS_LOG_LEVEL ?? 'info';
   const log = createLogger('gfsd', level, values['log-file']);
   const node = new Node(values.workdir!, host, port, log, level);
+  configureBrickCarve({ mountRoot: values['brick-mount-root'] });
 
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(mgmtService().service, mgmtHandlers(node));
@@ -80,6 +84,7 @@ async function main(): Promise<void> {
           log.error({ volume: v.name, brick: path, err: (e as Error).message }, 'cannot start brick');
         }
       }
+      if (node.localPaths(v).length) await node.shd.start(v).catch((e) => log.error({ volume: v.name, err: (e as Error).message }, 'cannot start self-heal daemon'));
     }
   });
 }

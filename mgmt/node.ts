@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../common/log.js';
 import { BrickManager } from './bricks.js';
+import { ShdManager } from './shd.js';
 import { isUnreachable, MgmtError } from './errors.js';
 import { callMgmt, PEER_TIMEOUT_MS } from './peer-client.js';
 import { Store } from './store.js';
@@ -13,6 +14,8 @@ export const LONG_TIMEOUT_MS = 90_000;
 export class Node {
   readonly store: Store;
   readonly bricks: BrickManager;
+  /** The self-heal daemons of this node's replicated volumes. */
+  readonly shd: ShdManager;
   readonly self: Member;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -20,6 +23,7 @@ export class Node {
     this.store = new Store(workdir);
     this.self = { uuid: this.store.uuid, hostname, port };
     this.bricks = new BrickManager(this.store, hostname, log, logLevel);
+    this.shd = new ShdManager(this.store, hostname, port, log, logLevel);
   }
 
   /** Runs changing commands one at a time. */

@@ -2,6 +2,8 @@
 // run one at a time (node.exclusive); every failure becomes a status whose details are the message.
 import * as grpc from '@grpc/grpc-js';
 import { MgmtError, notFound, precondition, toServiceError } from './errors.js';
+import { brickCarve, brickRemove, brickScan, deviceSetup, deviceTeardown } from './brick-carve.js';
+import { replaceBrick, resetBrick, resetBrickLocal, restartShdLocal, stopBrickLocal } from './brick-ops.js';
 import type { Node } from './node.js';
 import { nodeHello, peerDetach, peerJoin, peerLeave, peerProbe, peerStates, syncVolume } from './peer-ops.js';
 import { generateSpec, volumeType } from './volgen.js';
@@ -63,6 +65,8 @@ export function mgmtHandlers(node: Node): grpc.UntypedServiceImplementation {
     VolumeInfo: (r) => ({ volumes: volumeInfo(node, r.name).map(toVolumeInfo) }),
     VolumeStatus: async (r) => ({ volumes: await volumeStatus(node, r.name) }),
     VolumeList: () => ({ names: node.store.listVolumes().map((v) => v.name) }),
+    VolumeResetBrick: (r) => x(async () => { await resetBrick(node, r); return { message: '' }; }),
+    VolumeReplaceBrick: (r) => x(async () => { await replaceBrick(node, r); return { message: '' }; }),
 
     NodeHello: () => nodeHello(node),
     PeerJoin: (r) => peerJoin(node, r.members ?? [], r.volumes_json ?? []),
@@ -74,6 +78,14 @@ export function mgmtHandlers(node: Node): grpc.UntypedServiceImplementation {
     StartBricks: (r) => startLocal(node, r),
     StopBricks: (r) => stopLocal(node, r),
     LocalBrickStatus: (r) => { getVolume(node, r.volume); return localStatus(node, r); },
+    StopBrick: (r) => stopBrickLocal(node, r),
+    ResetBrick: (r) => resetBrickLocal(node, r),
+    RestartShd: (r) => restartShdLocal(node, r),
+    DeviceSetup: (r) => x(() => deviceSetup(r)),
+    DeviceTeardown: (r) => x(() => deviceTeardown(r)),
+    BrickCarve: (r) => x(() => brickCarve(r)),
+    BrickRemove: (r) => x(() => brickRemove(r)),
+    BrickScan: (r) => brickScan(r),
   };
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, fn] of Object.entries(table)) impl[name] = unary(node, name, fn);

@@ -71,9 +71,47 @@ const distribute: GraphBuilder = (v, ctx) => ({
   type: 'cluster/distribute', name: `${v.name}-dht`, options: {}, children: clientXlators(v, ctx),
 });
 
+/** Stripe groups of `stripe` consecutive bricks, in brick order (as gluster groups them). */
+function stripeGroups(v: VolumeDef, ctx: VolgenContext): XlatorSpec[] {
+  const clients = clientXlators(v, ctx);
+  const groups: XlatorSpec[] = [];
+  for (let g = 0; g * v.stripe < clients.length; g++) {
+    groups.push({ type: 'cluster/stripe', name: `${v.name}-stripe-${g}`, options: {}, children: clients.slice(g * v.stripe, (g + 1) * v.stripe) });
+  }
+  return groups;
+}
+
+const stripe: GraphBuilder = (v, ctx) => stripeGroups(v, ctx)[0];
+
+const distributedStripe: GraphBuilder = (v, ctx) => ({
+  type: 'cluster/distribute', name: `${v.name}-dht`, options: {}, children: stripeGroups(v, ctx),
+});
+
+/** Replica sets of `replica` consecutive bricks, in brick order (as gluster groups them); an
+ * arbiter volume's third brick of each set is the arbiter. */
+function replicaGroups(v: VolumeDef, ctx: VolgenContext): XlatorSpec[] {
+  const clients = clientXlators(v, ctx);
+  const groups: XlatorSpec[] = [];
+  for (let g = 0; g * v.replica < clients.length; g++) {
+    const options: Record<string, OptionValue> = v.arbiter ? { 'arbiter-count': v.arbiter } : {};
+    groups.push({ type: 'cluster/replicate', name: `${v.name}-replicate-${g}`, options, children: clients.slice(g * v.replica, (g + 1) * v.replica) });
+  }
+  return groups;
+}
+
+const replicate: GraphBuilder = (v, ctx) => replicaGroups(v, ctx)[0];
+
+const distributedReplicate: GraphBuilder = (v, ctx) => ({
+  type: 'cluster/distribute', name: `${v.name}-dht`, options: {}, children: replicaGroups(v, ctx),
+});
+
 /** Which volume types volgen can build; a type missing here cannot be created yet. */
 const GRAPH_BUILDERS: Partial<Record<VolumeType, GraphBuilder>> = {
   Distribute: distribute,
+  Replicate: replicate,
+  'Distributed-Replicate': distributedReplicate,
+  Stripe: stripe,
+  'Distributed-Stripe': distributedStripe,
 };
 
 export function isSupported(type: VolumeType): boolean {
@@ -85,7 +123,7 @@ export function unsupportedMessage(type: VolumeType): string {
 }
 
 /** Puts each `volume set` option on every translator of the type it belongs to. Options of
- * translators the graph does not have yet (performance/*) stay in the definition only. */
+ * translators the graph leaves out (a performance translator switched off) stay in the definition only. */
 function placeOptions(graph: XlatorSpec, options: Record<string, string>): void {
   const visit = (x: XlatorSpec) => {
     for (const [key, raw] of Object.entries(options)) {
@@ -97,11 +135,38 @@ function placeOptions(graph: XlatorSpec, options: Record<string, string>): void 
   visit(graph);
 }
 
+/** The performance translators, top first (GlusterFS's order), each with the `volume set` key
+ *  that switches it off. They sit above the cluster translators. */
+const PERFORMANCE_STACK: readonly { type: string; suffix: string; key: string }[] = [
+  { type: 'performance/md-cache', suffix: 'md-cache', key: 'performance.stat-prefetch' },
+  { type: 'performance/io-cache', suffix: 'io-cache', key: 'performance.io-cache' },
+  { type: 'performance/read-ahead', suffix: 'read-ahead', key: 'performance.read-ahead' },
+  { type: 'performance/write-behind', suffix: 'write-behind', key: 'performance.write-behind' },
+];
+
+function withPerformance(v: VolumeDef, cluster: XlatorSpec): XlatorSpec {
+  let graph = cluster;
+  for (const p of [...PERFORMANCE_STACK].reverse()) {
+    const def = volumeOption(p.key);
+    const raw = v.options?.[p.key];
+    if (def && raw !== undefined && parseOptionValue(def, raw) === false) continue;
+    graph = { type: p.type, name: `${v.name}-${p.suffix}`, options: {}, children: [graph] };
+  }
+  return graph;
+}
+
+/** The cluster translator under the performance stack of a generated graph. */
+export function clusterOf(graph: XlatorSpec): XlatorSpec {
+  let x = graph;
+  while (x.type.startsWith('performance/') && x.children?.length) x = x.children[0];
+  return x;
+}
+
 export function generateSpec(v: VolumeDef, ctx: VolgenContext): VolumeSpec {
   const type = volumeType(v, v.bricks.length);
   const build = GRAPH_BUILDERS[type];
   if (!build) throw invalid(unsupportedMessage(type));
-  const graph = build(v, ctx);
+  const graph = withPerformance(v, build(v, ctx));
   placeOptions(graph, v.options);
   return { version: 1, volume: v.name, volumeId: v.id, auth: { secret: v.secret }, graph };
 }

@@ -6,6 +6,7 @@ import { checkBrickDir, commitBrickDirs, releaseBrickDirs } from './brick-dirs.j
 import { exists, invalid, MgmtError, notFound, precondition } from './errors.js';
 import { LONG_TIMEOUT_MS, type Node } from './node.js';
 import { checkVolumeOption } from './vol-options.js';
+import { needsShd } from './shd.js';
 import { checkLayout, isSupported, unsupportedMessage, volumeType } from './volgen.js';
 import { brickName, type BrickDef, type Member, type VolumeDef } from './types.js';
 
@@ -64,6 +65,15 @@ export async function volumeCreate(node: Node, req: CreateReq): Promise<void> {
     }
     const arbiter = layout.arbiter > 0 && i % layout.replica === layout.replica - 1;
     bricks.push({ host, path, nodeUuid: m.uuid, ...(arbiter ? { arbiter: true } : {}) });
+  }
+  // gluster refuses replica sets with two bricks on one server unless forced.
+  if (layout.replica > 1 && !req.force) {
+    for (let g = 0; g < bricks.length; g += layout.replica) {
+      const set = bricks.slice(g, g + layout.replica).map((b) => b.nodeUuid);
+      if (new Set(set).size < set.length) {
+        throw invalid('Multiple bricks of a replicate volume are present on the same server. This setup is not optimal. Bricks should be on different nodes to have best fault tolerant configuration. Use \'force\' at the end of the command if you want to override this behavior.');
+      }
+    }
   }
   const def: VolumeDef = {
     name, id: randomUUID(), status: 'Created', ...layout, transport: 'tcp', bricks, options: {},
@@ -159,7 +169,7 @@ export function volumeInfo(node: Node, name: string): VolumeDef[] {
   return [getVolume(node, name)];
 }
 
-export async function volumeStatus(node: Node, name: string): Promise<{ name: string; bricks: BrickStatusRow[] }[]> {
+export async function volumeStatus(node: Node, name: string): Promise<{ name: string; bricks: BrickStatusRow[]; shds: BrickStatusRow[] }[]> {
   let vols: VolumeDef[];
   if (name && name !== 'all') {
     const v = getVolume(node, name);
@@ -170,12 +180,15 @@ export async function volumeStatus(node: Node, name: string): Promise<{ name: st
   }
   return Promise.all(vols.map(async (v) => {
     const rows = new Map<string, BrickStatusRow>();
+    const shdRows = new Map<string, BrickStatusRow>();
     await Promise.allSettled(node.owners(v).map(async (m) => {
       const res = await node.on(m, () => localStatus(node, { volume: v.name }), 'LocalBrickStatus', { volume: v.name });
       for (const r of res.bricks) rows.set(`${m.uuid}\0${r.path}`, r);
+      if (res.shd) shdRows.set(m.uuid, res.shd);
     }));
     const bricks = v.bricks.map((b) => rows.get(`${b.nodeUuid}\0${b.path}`) ?? { host: b.host, path: b.path, port: 0, online: false, pid: 0 });
-    return { name: v.name, bricks };
+    const shds = needsShd(v) ? node.owners(v).map((m) => shdRows.get(m.uuid) ?? { host: m.hostname, path: '', port: 0, online: false, pid: 0 }) : [];
+    return { name: v.name, bricks, shds };
   }));
 }
 
@@ -202,18 +215,22 @@ export async function startLocal(node: Node, r: LocalReq): Promise<Record<string
   const results = await Promise.allSettled(node.localPaths(v).map((p) => node.bricks.start(v, p)));
   const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed) throw failed.reason instanceof MgmtError ? failed.reason : precondition(String(failed.reason?.message ?? failed.reason));
+  await node.shd.start(v);
   return {};
 }
 
 export async function stopLocal(node: Node, r: LocalReq): Promise<Record<string, never>> {
   const v = getVolume(node, r.volume!);
+  await node.shd.stop(v);
   await Promise.all(node.localPaths(v).map((p) => node.bricks.stop(v, p)));
   return {};
 }
 
-export function localStatus(node: Node, r: LocalReq): { bricks: BrickStatusRow[] } {
+export function localStatus(node: Node, r: LocalReq): { bricks: BrickStatusRow[]; shd?: BrickStatusRow } {
   const v = getVolume(node, r.volume!);
+  const shdPid = needsShd(v) ? node.shd.find(v) : undefined;
   return {
+    ...(needsShd(v) ? { shd: { host: node.self.hostname, path: '', port: 0, online: !!shdPid, pid: shdPid ?? 0 } } : {}),
     bricks: node.localPaths(v).map((path) => {
       const rb = node.bricks.find(v, path);
       return { host: node.self.hostname, path, port: rb?.port ?? 0, online: !!rb, pid: rb?.pid ?? 0 };

@@ -15,10 +15,12 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean' }, runs: { type: 'string' }, size: { type: 'string' },
     targets: { type: 'string' }, workloads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    profile: { type: 'boolean' },
   },
 });
 if (values.help) {
-  console.log('usage: npm run bench -- [--quick] [--runs N] [--size MiB] [--targets local,passthrough,dist2,rep2,stripe2,dist-rep2x2] [--workloads seqwrite,seqread,randwrite,randread,create,ls,delete,untar,dbench]');
+  console.log('usage: npm run bench -- [--quick] [--profile] [--runs N] [--size MiB] [--targets local,passthrough,dist2,rep2,stripe2,dist-rep2x2] [--workloads seqwrite,seqread,randwrite,randread,create,ls,delete,untar,dbench]');
+  console.log('  --profile  after each workload on a gfs volume, print the FUSE requests and brick calls it took, by total time');
   process.exit(0);
 }
 const quick = !!values.quick;
@@ -27,6 +29,9 @@ const SIZE_MIB = Number(values.size ?? (quick ? 256 : 1024));
 const FIO_SECONDS = quick ? 5 : 10;
 const DBENCH_SECONDS = quick ? 5 : 20;
 const FILES = quick ? 1000 : 5000;
+const PROFILE = !!values.profile;
+// The mount daemons (and the bricks) started below inherit this: they count where the time goes.
+if (PROFILE) process.env.GFS_PROFILE = '1';
 
 function sh(cmd: string, timeoutMs = 900_000): Promise<{ code: number; out: string }> {
   return new Promise((res) => {
@@ -106,7 +111,19 @@ const WORKLOADS: Workload[] = [
     } },
 ];
 
-interface Target { name: string; gfs: boolean; dir: string; stop(): Promise<void> }
+interface Target { name: string; gfs: boolean; dir: string; stop(): Promise<void>; profile?: () => Promise<string> }
+
+/** Asks the mount daemon serving mp for its profile (SIGUSR1) and formats the rows it logged. */
+async function mountProfile(mp: string, logFile: string): Promise<string> {
+  const pid = (await sh(`pgrep -f -- '[c]lient/main.js .* ${mp} ' | head -1`)).out.trim();
+  if (!pid) return '  (no mount daemon found)';
+  await sh(`kill -USR1 ${pid}`);
+  await new Promise((r) => setTimeout(r, 300));
+  const lines = (await sh(`grep '"msg":"profile"' ${logFile} | tail -1`)).out.trim();
+  if (!lines) return '  (no profile logged)';
+  const rows = Object.entries(JSON.parse(lines).profile as Record<string, { count: number; totalMs: number; avgUs: number }>).slice(0, 12);
+  return rows.map(([k, r]) => `  ${k.padEnd(20)} ${String(r.count).padStart(8)} calls ${r.totalMs.toFixed(0).padStart(8)} ms  ${String(r.avgUs).padStart(7)} us avg`).join('\n');
+}
 
 const cleanups: (() => Promise<void>)[] = [];
 const fakeT = { teardown: (fn: () => Promise<void>) => cleanups.push(fn) } as unknown as Parameters<typeof Cluster.start>[0];
@@ -137,7 +154,7 @@ async function gfsVolume(cluster: Cluster, name: string): Promise<Target | strin
   if (r.code !== 0) return r.stderr.trim();
   await cluster.mustGfs(['volume', 'start', name]);
   const mp = await cluster.mount(name);
-  return { name, gfs: true, dir: mp, stop: () => cluster.unmount(mp) };
+  return { name, gfs: true, dir: mp, stop: () => cluster.unmount(mp), profile: () => mountProfile(mp, join(cluster.root, `mount-${name}.log`)) };
 }
 
 function median(xs: number[]): number {
@@ -193,6 +210,7 @@ async function main(): Promise<void> {
         }
         if (xs.length) row.set(w.name, median(xs));
         process.stderr.write(`bench: ${name} ${w.name}: ${xs.map((x) => fmt(x, w.unit)).join(' ')} ${w.unit}\n`);
+        if (PROFILE && target.profile) process.stderr.write(`bench: ${name} ${w.name} profile (FUSE requests, brick round trips):\n${await target.profile()}\n`);
       }
       await sh(`rm -rf ${target.dir}/*`);
       await target.stop();

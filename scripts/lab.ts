@@ -17,13 +17,17 @@ const { values } = parseArgs({
     mount: { type: 'string', default: '/mnt/gfs/volume1' },
     workdir: { type: 'string', default: '/var/lib/gfs-lab' },
     port: { type: 'string', default: '24007' },
+    netns: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
   console.log(`usage: npm run lab -- [--nodes N] [--volume NAME] [--mount DIR] [--workdir DIR] [--port P]
 Starts N gfsd nodes on 127.0.0.1..N, a distributed volume with one brick per node, mounts it,
-and keeps running until Ctrl-C (then unmounts and stops everything it started).`);
+and keeps running until Ctrl-C (then unmounts and stops everything it started).
+--netns: each node is a network namespace of its own (10.77.0.11.., veths into a bridge namespace),
+with its own gfsd and bricks; a client namespace mounts a distributed-replicated volume
+(default 4 nodes, workdir /var/lib/gfs-lab-netns). See README "The netns lab".`);
   process.exit(0);
 }
 const nodes = Number(values.nodes);
@@ -91,9 +95,15 @@ async function down(code: number): Promise<never> {
   process.exit(code);
 }
 
-process.on('SIGINT', () => void down(0));
-process.on('SIGTERM', () => void down(0));
-up().catch(async (e) => {
-  console.error(`lab: ${(e as Error).message}`);
-  await down(1);
-});
+if (values.netns) {
+  const { labMain } = await import('./netns-lab.js');
+  const given = (k: string) => process.argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`));
+  await labMain({ nodes: given('nodes') ? nodes : 4, volume: values.volume!, mount: values.mount!, workdir: given('workdir') ? values.workdir! : '/var/lib/gfs-lab-netns' });
+} else {
+  process.on('SIGINT', () => void down(0));
+  process.on('SIGTERM', () => void down(0));
+  up().catch(async (e) => {
+    console.error(`lab: ${(e as Error).message}`);
+    await down(1);
+  });
+}

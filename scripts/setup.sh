@@ -12,9 +12,11 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Debian packages: libfuse2 for fuse-native's binding, fuse3 for fusermount/fuse.conf, attr for getfattr.
+# Debian packages: libfuse2 for fuse-native's binding, fuse3 for fusermount/fuse.conf, attr for getfattr,
+# xfsprogs for provisioned bricks, docker-compose to check docker-compose.yml without an engine;
+# sqlite3, rsync, git, util-linux (flock) and python3 (fcntl locks) for the real workloads of test/workloads.test.ts.
 need=()
-for pkg in libfuse2 fuse3 attr; do
+for pkg in libfuse2 fuse3 attr xfsprogs docker-compose sqlite3 rsync git util-linux python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -35,6 +37,7 @@ fi
 # npm 11 may skip install scripts: fuse-native ships prebuilt binaries, check that they load.
 node -e "require('fuse-native')" 2>/dev/null || { echo "setup: fuse-native's binding does not load (is libfuse2 installed?)" >&2; exit 1; }
 node -e "require('@napi-rs/xattr')" 2>/dev/null || { echo "setup: @napi-rs/xattr does not load" >&2; exit 1; }
+node -e "require('lmdb')" 2>/dev/null || { echo "setup: lmdb's binding does not load" >&2; exit 1; }
 
 say "building"
 bash scripts/build.sh
@@ -45,4 +48,6 @@ link dist/mgmt/gfsd.js /usr/local/bin/gfsd
 link dist/brickd/main.js /usr/local/bin/gfs-brickd
 link dist/client/main.js /usr/local/bin/gfs-mount
 link dist/client/mount-gfs.js /sbin/mount.gfs
+link dist/provision/main.js /usr/local/bin/gfs-provisioner
+link dist/provision/cli.js /usr/local/bin/gfs-provisioner-cli
 say "ready: gfs, gfsd, gfs-brickd, gfs-mount in /usr/local/bin; mount.gfs in /sbin"

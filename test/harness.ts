@@ -125,7 +125,7 @@ export class Cluster {
   async startNode(node: Node): Promise<void> {
     await mkdir(node.workdir, { recursive: true });
     node.proc = spawn(process.execPath, [BIN.gfsd, '--listen', `${node.host}:${this.port}`, '--workdir', node.workdir, '--log-file', join(node.workdir, 'gfsd.log')], { stdio: 'ignore' });
-    await waitFor(`gfsd on ${node.host}`, () => canConnect(node.host, this.port));
+    await waitFor(`gfsd on ${node.host}`, () => canConnect(node.host, this.port), 90_000);
   }
 
   async stopNode(node: Node): Promise<void> {

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import { CHANNEL_OPTIONS, mgmtService } from '../common/proto.js';
 import { parseSpec } from '../common/spec.js';
+import { clusterOf } from '../mgmt/volgen.js';
 import { gfidFromBytes, gfidToBytes } from '../common/gfid.js';
 import { alive, canConnect, Cluster, pidsWith, waitFor } from './mgmt-harness.js';
 
@@ -127,8 +128,8 @@ test.serial('volume create refuses bad requests and leaves nothing behind', asyn
     [['v1', h1, '127.0.20.2:relative/dir', 'force'], /^volume create: v1: failed: wrong brick type: 127\.0\.20\.2:relative\/dir, use <HOSTNAME>:<export-dir-abs-path>$/],
     [['v1', 'replica', '2', h1, h2, `127.0.20.1:${x1}c`, 'force'], /^volume create: v1: failed: number of bricks is not a multiple of replica count$/],
     [['v1', 'stripe', '3', h1, h2, 'force'], /^volume create: v1: failed: number of bricks provided \(2\) is not valid/],
-    [['v1', 'replica', '2', h1, h2, 'force'], /^volume create: v1: failed: replicate volumes are not supported yet$/],
-    [['v1', 'stripe', '2', h1, h2, 'force'], /^volume create: v1: failed: stripe volumes are not supported yet$/],
+    [['v1', 'replica', '2', h1, `127.0.20.1:${x1}d`], /^volume create: v1: failed: Multiple bricks of a replicate volume are present on the same server\. .*Use 'force' at the end of the command/],
+    [['v1', 'stripe', '2', 'replica', '2', h1, h2, `127.0.20.1:${x1}c`, `127.0.20.2:${x2}c`, 'force'], /^volume create: v1: failed: striped-replicate volumes are not supported yet$/],
     [['v1', 'transport', 'rdma', h1, h2, 'force'], /^volume create: v1: failed: transport rdma is not supported/],
   ];
   for (const [args, re] of cases) {
@@ -226,13 +227,15 @@ test.serial('volume start runs both bricks; GetSpec and Portmap', async (t) => {
   }
   const spec = parseSpec((await rpc<{ spec_json: string }>(n2.addr, 'GetSpec', { volume: 'v1' })).spec_json);
   t.is(spec.volumeId, volumeId);
-  t.is(spec.graph.type, 'cluster/distribute');
-  t.is(spec.graph.name, 'v1-dht');
-  t.deepEqual(spec.graph.children!.map((x) => [x.name, x.type, x.options!['remote-host'], x.options!['remote-subvolume'], x.options!['remote-mgmt-port']]), [
+  t.is(spec.graph.type, 'performance/md-cache');
+  const dht = clusterOf(spec.graph);
+  t.is(dht.type, 'cluster/distribute');
+  t.is(dht.name, 'v1-dht');
+  t.deepEqual(dht.children!.map((x) => [x.name, x.type, x.options!['remote-host'], x.options!['remote-subvolume'], x.options!['remote-mgmt-port']]), [
     ['v1-client-0', 'protocol/client', '127.0.20.1', b1, c.port],
     ['v1-client-1', 'protocol/client', '127.0.20.2', b2, c.port],
   ]);
-  t.is(spec.graph.children![0].options!['ping-timeout'], 10);
+  t.is(dht.children![0].options!['ping-timeout'], 10);
   const pm = await rpc<{ port: number }>(n2.addr, 'Portmap', { brick_path: b2 });
   t.is(pm.port, bricks[1].port);
   const pmx = await rpcError(n1.addr, 'Portmap', { brick_path: b2 });

@@ -9,6 +9,11 @@ export interface BridgeOptions {
   fsname: string;
   readOnly: boolean;
   log: Logger;
+  /** Kernel bridge only: let the kernel cache writes (-o writeback-cache). */
+  writebackCache?: boolean;
+  /** Seconds the kernel may cache attributes and names (-o attribute-timeout=, entry-timeout=). */
+  attrTimeout?: number;
+  entryTimeout?: number;
 }
 
 export interface Bridge {

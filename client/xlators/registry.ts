@@ -8,6 +8,12 @@ import { SpecError } from '../../common/spec.js';
 import type { Ctx } from '../../common/types.js';
 import * as protocolClient from './protocol/client/index.js';
 import * as distribute from './cluster/distribute/index.js';
+import * as replicate from './cluster/replicate/index.js';
+import * as stripe from './cluster/stripe/index.js';
+import * as mdCache from './performance/md-cache/index.js';
+import * as ioCache from './performance/io-cache/index.js';
+import * as readAhead from './performance/read-ahead/index.js';
+import * as writeBehind from './performance/write-behind/index.js';
 
 /** What every translator of one graph shares. */
 export interface XlatorContext {
@@ -23,6 +29,12 @@ type Factory = (name: string, options: Record<string, unknown>, children: Xlator
 const FACTORIES: Record<string, Factory> = {
   'protocol/client': protocolClient.create,
   'cluster/distribute': distribute.create,
+  'cluster/replicate': replicate.create,
+  'cluster/stripe': stripe.create,
+  'performance/md-cache': mdCache.create,
+  'performance/io-cache': ioCache.create,
+  'performance/read-ahead': readAhead.create,
+  'performance/write-behind': writeBehind.create,
 };
 
 export function knownTypes(): string[] {

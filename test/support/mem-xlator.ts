@@ -159,6 +159,17 @@ export class MemXlator extends PassThrough implements Xlator {
     i.data = Buffer.concat([i.data, Buffer.alloc(Math.max(0, size - i.data.length))]).subarray(0, size);
     return this.iatt(i);
   }
+  override async ftruncate(_c: Ctx, fd: Fd, size: number) {
+    const i = this.fdi(fd);
+    i.data = Buffer.concat([i.data, Buffer.alloc(Math.max(0, size - i.data.length))]).subarray(0, size);
+    return this.iatt(i);
+  }
+  /** Only what stripe's tests need: KEEP_SIZE allocation is a no-op, mode 0 extends with zeros. */
+  override async fallocate(_c: Ctx, fd: Fd, mode: number, off: number, len: number) {
+    const i = this.fdi(fd);
+    if (mode === 0 && i.data.length < off + len) i.data = Buffer.concat([i.data, Buffer.alloc(off + len - i.data.length)]);
+    else if (mode & 0x02) i.data.fill(0, off, Math.min(i.data.length, off + len));
+  }
   override async statfs(): Promise<Statfs> {
     if (this.down) throw new FsError('ENOTCONN');
     return { bsize: 4096, frsize: 4096, blocks: 1000n, bfree: 500n, bavail: 400n, files: 100n, ffree: 50n, namemax: 255 };

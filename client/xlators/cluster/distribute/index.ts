@@ -213,7 +213,21 @@ export class Distribute extends PassThrough implements Xlator {
     const { reply, loc: where } = await this.resolve(ctx, loc, xattrs);
     this.located.set(loc.path, where);
     const { [LINKTO_XATTR]: _l, ...rest } = reply.xattrs;
-    return { iatt: reply.iatt, xattrs: rest };
+    const iatt = where.dir && this.children.length > 1 ? await this.mergedDirIatt(ctx, loc, reply.iatt) : reply.iatt;
+    return { iatt, xattrs: rest };
+  }
+
+  /** A directory's times are the latest of its copies: an entry made on any child changes them
+   *  there only (GlusterFS's dht_iatt_merge). */
+  private async mergedDirIatt(ctx: Ctx, loc: Loc, first: Iatt): Promise<Iatt> {
+    const res = await this.onAll((c) => c.stat(ctx, loc));
+    const max = (a: bigint, b: bigint) => (a > b ? a : b);
+    let out = first;
+    for (const r of res) {
+      if (!r.ok || !isDir(r.value.mode)) continue;
+      out = { ...out, atime: max(out.atime, r.value.atime), mtime: max(out.mtime, r.value.mtime), ctime: max(out.ctime, r.value.ctime) };
+    }
+    return out;
   }
 
   override async stat(ctx: Ctx, loc: Loc): Promise<Iatt> {
@@ -274,6 +288,7 @@ export class Distribute extends PassThrough implements Xlator {
   override flush(ctx: Ctx, fd: Fd) { return this.fdChild(fd).flush(ctx, fd); }
   override fsync(ctx: Ctx, fd: Fd, datasync: boolean) { return this.fdChild(fd).fsync(ctx, fd, datasync); }
   override lk(ctx: Ctx, fd: Fd, cmd: LockCmd, lock: Flock) { return this.fdChild(fd).lk(ctx, fd, cmd, lock); }
+  override fallocate(ctx: Ctx, fd: Fd, mode: number, offset: number, len: number) { return this.fdChild(fd).fallocate(ctx, fd, mode, offset, len); }
   override async release(ctx: Ctx, fd: Fd) {
     if (fd.ctx.has(this)) await this.fdChild(fd).release(ctx, fd);
   }
@@ -354,6 +369,13 @@ export class Distribute extends PassThrough implements Xlator {
   override async symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs): Promise<Iatt> {
     const i = await this.hashedFor(ctx, loc.path);
     const iatt = await this.children[i].symlink(ctx, target, loc, args);
+    this.located.set(loc.path, { dir: false, subvol: i, iatt });
+    return iatt;
+  }
+
+  override async mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs): Promise<Iatt> {
+    const i = await this.hashedFor(ctx, loc.path);
+    const iatt = await this.children[i].mknod(ctx, loc, rdev, args);
     this.located.set(loc.path, { dir: false, subvol: i, iatt });
     return iatt;
   }

@@ -7,11 +7,12 @@ import { PassThrough, type Xlator } from '../../../../common/fops.js';
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import { brickService, mgmtService, CHANNEL_OPTIONS } from '../../../../common/proto.js';
+import { profileAdd, profileEnabled } from '../../../../common/profile.js';
 import {
   ctxToMetadata, fromGrpcError, iattFromWire, setattrToWire, type WireIatt,
 } from '../../../../common/wire.js';
 import {
-  newFd, type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
+  newFd, OPEN_IATT, type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
 import type { XlatorContext } from '../../registry.js';
@@ -23,16 +24,20 @@ export const OPTIONS: readonly OptionDef[] = [
   { key: 'remote-port', type: 'int', default: 0, min: 0, max: 65535, description: 'brick port; 0 asks the node\'s gfsd (portmap)' },
   { key: 'remote-mgmt-port', type: 'int', default: 24007, min: 1, max: 65535, description: 'port of the node\'s gfsd, for portmap' },
   { key: 'call-timeout', type: 'time', default: 1800, min: 1, description: 'longest a single call may take (seconds)' },
+  { key: 'reconnect-interval', type: 'time', default: 1, min: 0.1, max: 60, description: 'while the brick is unreachable, how often to try it again (seconds); child-up is sent when it answers' },
+  { key: 'ping-timeout', type: 'time', default: 10, min: 1, max: 1013, description: 'a connected brick that leaves a ping unanswered this long (seconds) is taken as down: its calls fail with ENOTCONN and child-down is sent (network.ping-timeout)' },
 ];
 
 interface Options {
   'remote-host': string; 'remote-subvolume': string; 'remote-port': number; 'remote-mgmt-port': number; 'call-timeout': number;
+  'reconnect-interval': number; 'ping-timeout': number;
 }
 
-type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void;
+type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => unknown;
 
-/** The brick's own fd number for an open file, kept in Fd.ctx under this translator. */
-interface RemoteFd { id: number }
+/** The brick's own fd number for an open file, kept in Fd.ctx under this translator, and the
+ * brick address generation it was opened on (an fd never follows a brick moved elsewhere). */
+interface RemoteFd { id: number; gen?: number }
 
 function toCreateArgs(a: CreateArgs) {
   return { mode: a.mode, umask: a.umask, gfid: a.gfid, xattrs: a.xattrs ?? {} };
@@ -44,10 +49,21 @@ function toWireFlock(l: Flock) {
 
 export class ProtocolClient extends PassThrough implements Xlator {
   private readonly opts: Options;
+  /** Bumped when reconfigure moves this translator to another brick. */
+  private gen = 0;
   private client?: grpc.Client;
   private connecting?: Promise<grpc.Client>;
   private up = false;
+  private retry?: NodeJS.Timeout;
+  private closed = false;
   private readonly log: Logger;
+  /** While up: a Ping every ping-timeout / 2 seconds (GlusterFS's ping timer). */
+  private heartbeat?: NodeJS.Timeout;
+  private pinging = false;
+  /** Calls on the wire, so a brick declared down fails them at once instead of after call-timeout. */
+  private readonly inflight = new Set<(e: FsError) => void>();
+  /** Brick closes sent in the background (release answers at once); locks and fini wait for them. */
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(name: string, options: Record<string, unknown>, private readonly xctx: XlatorContext) {
     super(name, 'protocol/client', []);
@@ -73,20 +89,85 @@ export class ProtocolClient extends PassThrough implements Xlator {
     } catch (e) {
       const fe = e as FsError;
       if (fe.errno === 'EACCES') throw new FsError('EACCES', `brick ${this.brick} refused the volume's credentials: ${fe.message}`);
-      this.log.warn({ err: fe.message }, 'brick not reachable at mount; will retry on use');
+      this.log.warn({ err: fe.message }, 'brick not reachable at mount; will retry');
+      this.scheduleReconnect();
     }
   }
 
   override async fini(): Promise<void> {
+    await Promise.allSettled([...this.releasing]);
+    this.closed = true;
+    clearTimeout(this.retry);
+    clearInterval(this.heartbeat);
     this.client?.close();
     this.client = undefined;
   }
 
+  /** While the brick is unreachable, ping it every reconnect-interval; success sends child-up. */
+  private scheduleReconnect(): void {
+    if (this.retry || this.closed) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.call('Ping', {}, this.xctx.rootCtx, this.opts['ping-timeout'] * 1000).catch(() => this.scheduleReconnect());
+    }, this.opts['reconnect-interval'] * 1000);
+    this.retry.unref();
+  }
+
   private setUp(up: boolean): void {
+    if (!up) this.scheduleReconnect();
     if (up === this.up) return;
     this.up = up;
+    this.setHeartbeat(up);
     this.log.info({ brick: this.brick }, up ? 'brick connected' : 'brick disconnected');
     this.parent?.notify(up ? 'child-up' : 'child-down', this);
+  }
+
+  /** GlusterFS's ping timer: a brick that is up is pinged; no answer within ping-timeout (a cut
+   * link, a frozen host: nothing resets the TCP connection) takes it down. */
+  private setHeartbeat(on: boolean): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    if (!on || this.closed) return;
+    const timeoutMs = this.opts['ping-timeout'] * 1000;
+    this.heartbeat = setInterval(() => {
+      if (this.pinging) return;
+      this.pinging = true;
+      this.call('Ping', {}, this.xctx.rootCtx, timeoutMs)
+        .catch((e: FsError) => {
+          if (e.errno === 'ETIMEDOUT' || e.errno === 'ENOTCONN') this.declareDown(`no answer to ping within ${this.opts['ping-timeout']}s`);
+        })
+        .finally(() => { this.pinging = false; });
+    }, Math.max(500, timeoutMs / 2));
+    this.heartbeat.unref();
+  }
+
+  /** Drops the channel and fails every call on it with ENOTCONN; reconnecting starts. */
+  private declareDown(why: string): void {
+    if (!this.up) return;
+    this.log.warn({ brick: this.brick, why }, 'brick timed out');
+    this.client?.close();
+    this.client = undefined;
+    const err = new FsError('ENOTCONN', `brick ${this.brick} is down: ${why}`);
+    for (const fail of [...this.inflight]) fail(err);
+    this.setUp(false);
+  }
+
+  /** A changed spec (replace-brick, `volume set network.ping-timeout`): the new options apply now;
+   * a new brick address drops the channel, fails its calls and reconnects there. */
+  reconfigure(options: Record<string, unknown>): void {
+    const next = parseOptions<Options>(OPTIONS, options, `translator ${this.name}`);
+    const where = (o: Options) => `${o['remote-host']}:${o['remote-mgmt-port']}:${o['remote-port']}:${o['remote-subvolume']}`;
+    const moved = where(next) !== where(this.opts);
+    const from = this.brick;
+    Object.assign(this.opts, next);
+    if (!moved) {
+      if (this.up) this.setHeartbeat(true);
+      return;
+    }
+    this.log.info({ from, to: this.brick }, 'brick moved');
+    this.gen++;
+    if (this.up) this.declareDown(`brick moved to ${this.brick}`);
+    else { this.client?.close(); this.client = undefined; }
   }
 
   private async portmap(): Promise<number> {
@@ -123,7 +204,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   /** One unary call. A brick that cannot be reached drops the channel so the next call asks portmap again. */
-  private async call<T = any>(method: string, req: unknown, ctx: Ctx): Promise<T> {
+  private async call<T = any>(method: string, req: unknown, ctx: Ctx, timeoutMs = this.opts['call-timeout'] * 1000): Promise<T> {
     let client: grpc.Client;
     try {
       client = await this.connect();
@@ -132,9 +213,27 @@ export class ProtocolClient extends PassThrough implements Xlator {
       throw e instanceof FsError ? new FsError(e.errno === 'ENOENT' ? 'ENOTCONN' : e.errno, e.message) : e;
     }
     const md = ctxToMetadata(ctx, this.xctx.volumeId, this.xctx.secret);
+    if (ctx.signal?.aborted) throw new FsError('EINTR', `${method} on ${this.brick}: interrupted`);
+    const started = profileEnabled() ? performance.now() : 0;
     return new Promise<T>((resolve, reject) => {
       const fn = (client as unknown as Record<string, Unary>)[method];
-      fn.call(client, req, md, { deadline: Date.now() + this.opts['call-timeout'] * 1000 }, (err, res) => {
+      // An interrupted caller (FUSE INTERRUPT) cancels the call; the brick sees it cancelled.
+      const onAbort = () => call.cancel();
+      let settled = false;
+      const fail = (e: FsError) => {
+        if (settled) return;
+        settled = true;
+        this.inflight.delete(fail);
+        ctx.signal?.removeEventListener('abort', onAbort);
+        call.cancel();
+        reject(e);
+      };
+      const call = fn.call(client, req, md, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        ctx.signal?.removeEventListener('abort', onAbort);
+        this.inflight.delete(fail);
+        if (settled) return;
+        settled = true;
+        if (started) profileAdd(`rpc.${method}`, performance.now() - started);
         if (!err) {
           this.setUp(true);
           resolve(res as T);
@@ -146,19 +245,22 @@ export class ProtocolClient extends PassThrough implements Xlator {
           this.setUp(false);
         }
         reject(fromGrpcError(err, `${method} on ${this.brick}`));
-      });
+      }) as unknown as grpc.ClientUnaryCall;
+      this.inflight.add(fail);
+      ctx.signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
   private remoteFd(fd: Fd): number {
     const r = fd.ctx.get(this) as RemoteFd | undefined;
-    if (!r) throw new FsError('EBADF', `${this.name}: fd not open on this brick`);
+    if (!r || (r.gen ?? 0) !== this.gen) throw new FsError('EBADF', `${this.name}: fd not open on this brick`);
     return r.id;
   }
 
   private wrapFd(loc: Loc, flags: number, res: { fd: number; iatt: WireIatt }): Fd {
     const fd = newFd(loc, flags, res.iatt.gfid);
-    fd.ctx.set(this, { id: res.fd } satisfies RemoteFd);
+    fd.ctx.set(this, { id: res.fd, gen: this.gen } satisfies RemoteFd);
+    if (res.iatt) fd.ctx.set(OPEN_IATT, iattFromWire(res.iatt));
     return fd;
   }
 
@@ -214,8 +316,10 @@ export class ProtocolClient extends PassThrough implements Xlator {
     return iattFromWire((await this.call('Ftruncate', { fd: this.remoteFd(fd), size }, ctx)).iatt);
   }
 
-  override async flush(ctx: Ctx, fd: Fd): Promise<void> {
-    await this.call('Flush', { fd: this.remoteFd(fd) }, ctx);
+  /** The brick keeps no data back (writes reach its kernel at once) and the bridge drops locks
+   *  itself, so a flush needs no round trip: only the fd is checked. */
+  override async flush(_ctx: Ctx, fd: Fd): Promise<void> {
+    this.remoteFd(fd);
   }
 
   override async fsync(ctx: Ctx, fd: Fd, datasync: boolean): Promise<void> {
@@ -226,7 +330,15 @@ export class ProtocolClient extends PassThrough implements Xlator {
     const r = fd.ctx.get(this) as RemoteFd | undefined;
     if (!r) return;
     fd.ctx.delete(this);
-    await this.call('Release', { fd: r.id }, ctx);
+    if ((r.gen ?? 0) !== this.gen) return; // opened on the brick this translator moved away from
+    // Answered at once; the brick's close follows in the background (nothing can fail that the
+    // caller could act on). Locks taken later wait for it, so the brick has dropped this fd's.
+    const bg: Ctx = { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid };
+    const p: Promise<void> = this.call('Release', { fd: r.id }, bg).then(
+      () => undefined,
+      (e) => { this.log.debug({ fd: r.id, err: (e as Error).message }, 'background release failed'); },
+    ).finally(() => this.releasing.delete(p));
+    this.releasing.add(p);
   }
 
   override async unlink(ctx: Ctx, loc: Loc): Promise<void> {
@@ -285,7 +397,16 @@ export class ProtocolClient extends PassThrough implements Xlator {
     return (await this.call('Xattrop', { loc: ProtocolClient.wloc(loc), name, add }, ctx)).value;
   }
 
+  override async mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs): Promise<Iatt> {
+    return iattFromWire((await this.call('Mknod', { loc: ProtocolClient.wloc(loc), rdev, args: toCreateArgs(args) }, ctx)).iatt);
+  }
+
+  override async fallocate(ctx: Ctx, fd: Fd, mode: number, offset: number, len: number): Promise<void> {
+    await this.call('Fallocate', { fd: this.remoteFd(fd), mode, offset, len }, ctx);
+  }
+
   override async lk(ctx: Ctx, fd: Fd, cmd: LockCmd, lock: Flock): Promise<Flock> {
+    if (this.releasing.size) await Promise.allSettled([...this.releasing]);
     const r = await this.call('Lk', { fd: this.remoteFd(fd), cmd, lock: toWireFlock(lock) }, ctx);
     const l = r.lock;
     return { type: l.type, start: BigInt(l.start), len: BigInt(l.len), pid: l.pid, owner: l.owner };

@@ -1,0 +1,485 @@
+// cluster/replicate: every modifying operation goes to every child of the replica set inside a
+// transaction that keeps a changelog of pending counters on the bricks (transaction.ts); reads come
+// from one child whose copy is known good (read-child.ts); a stale copy heals from a good one on
+// lookup and from the self-heal daemon (heal*.ts); copies that blame each other are split-brain:
+// EIO until resolved (split-brain.ts); writes need client quorum (quorum.ts). GlusterFS's AFR.
+import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { FsError, isConnectionErrno, toErrno } from '../../../../common/errors.js';
+import { PassThrough, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
+import type { Logger } from '../../../../common/log.js';
+import { parseOptions, type OptionDef } from '../../../../common/options.js';
+import {
+  dirname, isDir, isReg, newFd, ROOT_CTX,
+  type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
+  type LookupReply, type SetattrArgs, type Statfs,
+} from '../../../../common/types.js';
+import type { XlatorContext } from '../../registry.js';
+import { AFR_PREFIX, afrKey, findDirection, matrixFrom, type Direction, type Matrix } from './changelog.js';
+import { Healer, type HealResult } from './heal.js';
+import { type QuorumConfig, type QuorumType } from './quorum.js';
+import { readOrder } from './read-child.js';
+import { POLICIES, type Policy } from './split-brain.js';
+import { DataTxns, transact, type ReplFd } from './transaction.js';
+
+export const OPTIONS: readonly OptionDef[] = [
+  { key: 'quorum-type', type: 'enum', values: ['none', 'auto', 'fixed'], description: 'client quorum: none; auto (more than half of the set up, or half including the first brick; the default for replica 3 and more); fixed (quorum-count)' },
+  { key: 'quorum-count', type: 'int', default: 1, min: 1, max: 16, description: 'bricks that must be up for writes with quorum-type fixed' },
+  { key: 'favorite-child-policy', type: 'enum', values: POLICIES, default: 'none', description: 'resolve split-brain automatically by size, mtime, ctime or majority' },
+  { key: 'self-heal-daemon', type: 'bool', default: true, description: 'the self-heal daemon heals this set in the background' },
+  { key: 'data-self-heal', type: 'bool', default: true, description: 'heal file data when a lookup finds it stale' },
+  { key: 'metadata-self-heal', type: 'bool', default: true, description: 'heal mode, owner, times and xattrs when a lookup finds them stale' },
+  { key: 'entry-self-heal', type: 'bool', default: true, description: 'heal directory entries when a lookup finds them stale' },
+  { key: 'background-self-heal-count', type: 'int', default: 8, min: 0, max: 256, description: 'heals a client runs at once in the background; more are left to the daemon' },
+  { key: 'post-op-delay-secs', type: 'time', default: 1, min: 0, max: 60, description: 'how long a data transaction stays open after the last write (eager lock, delayed post-op)' },
+  { key: 'arbiter-count', type: 'int', default: 0, min: 0, max: 1, description: 'the last child of the set is an arbiter: names and metadata, no data' },
+  { key: 'heal-timeout', type: 'time', default: 60, min: 1, description: 'seconds between the self-heal daemon\'s sweeps of the heal index' },
+];
+
+interface Options {
+  'quorum-type'?: QuorumType; 'quorum-count': number; 'favorite-child-policy': Policy; 'self-heal-daemon': boolean;
+  'data-self-heal': boolean; 'metadata-self-heal': boolean; 'entry-self-heal': boolean; 'background-self-heal-count': number;
+  'post-op-delay-secs': number; 'arbiter-count': number; 'heal-timeout': number;
+}
+
+export type Settled<T> = { ok: true; value: T; i: number } | { ok: false; err: FsError; i: number };
+
+/** What the last lookup learnt about an inode's copies. */
+export interface InodeState { data?: Direction; metadata?: Direction; entry?: Direction }
+
+/** A virtual xattr set through the graph on a file to resolve its split-brain (the CLI's helper). */
+export const SPLIT_BRAIN_XATTR = 'trusted.gfs.heal.split-brain';
+
+const O_ACCMODE = 3;
+const O_TRUNC = 0o1000;
+
+export class Replicate extends PassThrough implements Xlator {
+  readonly opts: Options;
+  readonly log: Logger;
+  readonly quorum: QuorumConfig;
+  readonly arbiter: number;
+  readonly clientId = randomUUID();
+  readonly up: boolean[];
+  readonly txns: DataTxns;
+  readonly healer: Healer;
+  readonly inodes = new LRUCache<string, InodeState>({ max: 50_000, ttl: 60_000 });
+  private anyUp = true;
+
+  constructor(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext) {
+    super(name, 'cluster/replicate', children);
+    if (children.length < 2) throw new FsError('EINVAL', `translator ${name}: replicate needs at least two children`);
+    this.opts = parseOptions<Options>(OPTIONS, options, `translator ${name}`);
+    this.log = xctx.log.child({ xl: name });
+    const n = children.length;
+    this.quorum = { type: this.opts['quorum-type'] ?? (n >= 3 ? 'auto' : 'none'), count: this.opts['quorum-count'], n };
+    this.arbiter = this.opts['arbiter-count'] ? n - 1 : -1;
+    this.up = children.map(() => true);
+    this.txns = new DataTxns(this, this.opts['post-op-delay-secs'] * 1000);
+    this.healer = new Healer(this);
+  }
+
+  get childNames(): string[] {
+    return this.children.map((c) => c.name);
+  }
+
+  get afrKeys(): string[] {
+    return this.children.map((c) => afrKey(c.name));
+  }
+
+  override async fini(): Promise<void> {
+    await this.txns.closeAll();
+    await super.fini();
+  }
+
+  override notify(event: XlatorEvent, from: Xlator): void {
+    const i = this.children.indexOf(from);
+    if (i < 0) return;
+    this.up[i] = event === 'child-up';
+    if (event === 'child-up') this.inodes.clear();
+    this.log.info({ child: from.name, event }, 'replica child state');
+    const any = this.up.some(Boolean);
+    if (any !== this.anyUp) {
+      this.anyUp = any;
+      this.parent?.notify(any ? 'child-up' : 'child-down', this);
+    }
+    if (event === 'child-up') this.healer.onChildUp(i);
+  }
+
+  // --- fan-out helpers ---
+
+  upChildren(): number[] {
+    return this.children.map((_, i) => i).filter((i) => this.up[i]);
+  }
+
+  async onAll<T>(fn: (c: Xlator, i: number) => Promise<T>, which: number[] = this.upChildren()): Promise<Settled<T>[]> {
+    const res = await Promise.allSettled(which.map((i) => fn(this.children[i], i)));
+    return res.map((r, k) => (r.status === 'fulfilled'
+      ? { ok: true as const, value: r.value, i: which[k] }
+      : { ok: false as const, err: r.reason instanceof FsError ? r.reason : new FsError(toErrno(r.reason), String(r.reason?.message ?? r.reason), { cause: r.reason }), i: which[k] }));
+  }
+
+  noteError(i: number, e: unknown): void {
+    const errno = toErrno(e);
+    if ((errno === 'ENOTCONN' || errno === 'ECONNREFUSED' || errno === 'EHOSTUNREACH') && this.up[i]) {
+      this.up[i] = false;
+      this.log.warn({ child: this.children[i].name, err: (e as Error).message }, 'replica child unreachable');
+    }
+  }
+
+  noteFailures(res: Settled<unknown>[]): void {
+    for (const r of res) if (!r.ok) this.noteError(r.i, r.err);
+  }
+
+  /** The most telling failure: a real errno over a connection error. */
+  bestError(res: Settled<unknown>[]): FsError {
+    const errs = res.filter((r): r is Extract<Settled<unknown>, { ok: false }> => !r.ok).map((r) => r.err);
+    return errs.find((e) => !isConnectionErrno(e.errno)) ?? errs[0] ?? new FsError('ENOTCONN', `${this.name}: no brick of the replica set is up`);
+  }
+
+  firstOk<T>(res: Settled<T>[], preferData = true): T {
+    const ok = res.filter((r): r is Extract<Settled<T>, { ok: true }> => r.ok);
+    const pick = (preferData ? ok.find((r) => r.i !== this.arbiter) : undefined) ?? ok[0];
+    if (pick) return pick.value;
+    throw this.bestError(res);
+  }
+
+  // --- lookup and the state of an inode's copies ---
+
+  /** Looks a path up on every up child with the changelog keys. */
+  async lookupAll(ctx: Ctx, loc: Loc, xattrs: string[] = []): Promise<Settled<LookupReply>[]> {
+    const res = await this.onAll((c) => c.lookup(ctx, loc, [...this.afrKeys, ...xattrs]));
+    this.noteFailures(res);
+    return res;
+  }
+
+  matrixOf(res: Settled<LookupReply>[], gfid?: string): Matrix {
+    const rows: (Record<string, Buffer> | undefined)[] = this.children.map(() => undefined);
+    for (const r of res) if (r.ok && (!gfid || r.value.iatt.gfid === gfid)) rows[r.i] = r.value.xattrs;
+    return matrixFrom(this.childNames, rows);
+  }
+
+  /** Sources and sinks of each changelog type, from a set of lookup replies. */
+  stateOf(res: Settled<LookupReply>[]): { state: InodeState; iatt: Iatt } | undefined {
+    const ok = res.filter((r): r is Extract<Settled<LookupReply>, { ok: true }> => r.ok);
+    const first = ok.find((r) => r.i !== this.arbiter) ?? ok[0];
+    if (!first) return undefined;
+    const m = this.matrixOf(res, first.value.iatt.gfid);
+    const state: InodeState = { metadata: findDirection(m, 'metadata') };
+    if (isDir(first.value.iatt.mode)) state.entry = findDirection(m, 'entry');
+    else if (isReg(first.value.iatt.mode)) state.data = findDirection(m, 'data', (i) => i !== this.arbiter);
+    return { state, iatt: first.value.iatt };
+  }
+
+  /** Children to read data of an inode from, best first. */
+  readable(gfid: string, st?: InodeState): number[] {
+    const failed = this.txns.failedOf(gfid);
+    const state = st ?? this.inodes.get(gfid);
+    let set = this.upChildren().filter((i) => i !== this.arbiter && !failed.has(i));
+    if (state?.data?.pending) set = set.filter((i) => state.data!.sources.includes(i));
+    return readOrder(gfid, set);
+  }
+
+  override async lookup(ctx: Ctx, loc: Loc, xattrs: string[] = []): Promise<LookupReply> {
+    const res = await this.lookupAll(ctx, loc, xattrs);
+    const found = this.stateOf(res);
+    if (!found) throw this.bestError(res);
+    const { state, iatt } = found;
+    this.inodes.set(iatt.gfid, state);
+    const missing = res.some((r) => !r.ok && r.err.errno === 'ENOENT');
+    if (missing && loc.path !== '/') this.healer.background(dirname(loc.path));
+    const needs = state.data?.pending || state.metadata?.pending || state.entry?.pending;
+    if (needs && !this.txns.busy(iatt.gfid)) this.healer.background(loc.path);
+    if (state.metadata?.splitBrain && this.opts['favorite-child-policy'] === 'none') {
+      throw new FsError('EIO', `${loc.path}: metadata split-brain between the bricks of ${this.name}`);
+    }
+    // Answer from a good copy: data sources for files, metadata sources otherwise.
+    const order = isReg(iatt.mode) ? this.readable(iatt.gfid, state) : (state.metadata?.pending ? state.metadata.sources : []);
+    const pick = res.find((r) => r.ok && order.length > 0 && r.i === order[0]) ?? res.find((r) => r.ok && r.i !== this.arbiter) ?? res.find((r) => r.ok);
+    const reply = (pick as { value: LookupReply }).value;
+    return { iatt: reply.iatt, xattrs: stripAfr(reply.xattrs) };
+  }
+
+  override async stat(ctx: Ctx, loc: Loc): Promise<Iatt> {
+    return (await this.lookup(ctx, loc)).iatt;
+  }
+
+  /** Runs a read-type op on the readable children in turn until one answers. */
+  async onReadable<T>(gfid: string, fn: (c: Xlator, i: number) => Promise<T>, what: string): Promise<T> {
+    const st = this.inodes.get(gfid);
+    if (st?.data?.splitBrain) throw new FsError('EIO', `${what}: data split-brain between the bricks of ${this.name}`);
+    const order = this.readable(gfid, st);
+    if (order.length === 0) {
+      throw new FsError(this.upChildren().length ? 'EIO' : 'ENOTCONN', `${what}: no good copy of the file is up in ${this.name}`);
+    }
+    let last: unknown;
+    for (const i of order) {
+      try {
+        return await fn(this.children[i], i);
+      } catch (e) {
+        last = e;
+        this.noteError(i, e);
+        const errno = toErrno(e);
+        if (!isConnectionErrno(errno) && errno !== 'EBADF') throw e;
+      }
+    }
+    throw last;
+  }
+
+  // --- fds ---
+
+  rfd(fd: Fd): ReplFd {
+    const r = fd.ctx.get(this) as ReplFd | undefined;
+    if (!r) throw new FsError('EBADF', `${this.name}: fd not opened through replicate`);
+    return r;
+  }
+
+  private wrapFds(loc: Loc, flags: number, gfid: string, res: Settled<Fd>[]): Fd {
+    const fd = newFd(loc, flags, gfid);
+    const fds: (Fd | undefined)[] = this.children.map(() => undefined);
+    for (const r of res) if (r.ok) fds[r.i] = r.value;
+    fd.ctx.set(this, { fds, gfid } satisfies ReplFd);
+    return fd;
+  }
+
+  override async open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
+    let look = await this.lookupAll(ctx, loc);
+    let found = this.stateOf(look);
+    if (found?.state.data?.splitBrain && this.opts['favorite-child-policy'] !== 'none') {
+      await this.healer.healPath(loc.path);
+      look = await this.lookupAll(ctx, loc);
+      found = this.stateOf(look);
+    }
+    if (!found) throw this.bestError(look);
+    this.inodes.set(found.iatt.gfid, found.state);
+    const writing = (flags & O_ACCMODE) !== 0;
+    if (found.state.data?.splitBrain) {
+      throw new FsError('EIO', `${loc.path}: data split-brain between the bricks of ${this.name}; resolve with gfs volume heal VOL split-brain`);
+    }
+    const res = await this.onAll((c) => c.open(ctx, loc, flags & ~O_TRUNC), look.filter((r) => r.ok).map((r) => r.i));
+    this.noteFailures(res);
+    if (!res.some((r) => r.ok)) throw this.bestError(res);
+    const fd = this.wrapFds(loc, flags, found.iatt.gfid, res);
+    if (writing && flags & O_TRUNC) await this.ftruncate(ctx, fd, 0);
+    return fd;
+  }
+
+  override async create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt }> {
+    const res = await transact(this, `create ${loc.path}`, 'entry', [{ path: dirname(loc.path) }], (i) => this.children[i].create(ctx, loc, flags, args));
+    const iatt = this.firstOk(res.map((r) => (r.ok ? { ...r, value: r.value.iatt } : r)));
+    const fd = this.wrapFds(loc, flags, iatt.gfid, res.map((r) => (r.ok ? { ...r, value: r.value.fd } : r)));
+    return { fd, iatt };
+  }
+
+  override async read(ctx: Ctx, fd: Fd, offset: number, size: number): Promise<Buffer> {
+    const r = this.rfd(fd);
+    return this.onReadable(r.gfid, (c, i) => {
+      if (!r.fds[i]) throw new FsError('EBADF', 'not open on this child');
+      return c.read(ctx, r.fds[i]!, offset, size);
+    }, `read ${fd.loc.path}`);
+  }
+
+  override async fstat(ctx: Ctx, fd: Fd): Promise<Iatt> {
+    const r = this.rfd(fd);
+    return this.onReadable(r.gfid, (c, i) => {
+      if (!r.fds[i]) throw new FsError('EBADF', 'not open on this child');
+      return c.fstat(ctx, r.fds[i]!);
+    }, `fstat ${fd.loc.path}`);
+  }
+
+  override async write(ctx: Ctx, fd: Fd, offset: number, data: Buffer): Promise<number> {
+    const r = this.rfd(fd);
+    return this.txns.run(`write ${fd.loc.path}`, fd, r, (i, cfd) => (i === this.arbiter ? Promise.resolve(data.length) : this.children[i].write(ctx, cfd, offset, data)));
+  }
+
+  override async ftruncate(ctx: Ctx, fd: Fd, size: number): Promise<Iatt> {
+    const r = this.rfd(fd);
+    return this.txns.run(`ftruncate ${fd.loc.path}`, fd, r, (i, cfd) => (i === this.arbiter ? this.children[i].fstat(ctx, cfd) : this.children[i].ftruncate(ctx, cfd, size)));
+  }
+
+  override async fallocate(ctx: Ctx, fd: Fd, mode: number, offset: number, len: number): Promise<void> {
+    const r = this.rfd(fd);
+    await this.txns.run(`fallocate ${fd.loc.path}`, fd, r, (i, cfd) => (i === this.arbiter ? Promise.resolve() : this.children[i].fallocate(ctx, cfd, mode, offset, len)));
+  }
+
+  override async flush(ctx: Ctx, fd: Fd): Promise<void> {
+    const r = this.rfd(fd);
+    await this.txns.close(r.gfid);
+    await this.onAll((c, i) => c.flush(ctx, r.fds[i]!), r.fds.map((f, i) => (f ? i : -1)).filter((i) => i >= 0 && this.up[i]));
+  }
+
+  override async fsync(ctx: Ctx, fd: Fd, datasync: boolean): Promise<void> {
+    const r = this.rfd(fd);
+    await this.txns.close(r.gfid);
+    const res = await this.onAll((c, i) => c.fsync(ctx, r.fds[i]!, datasync), r.fds.map((f, i) => (f ? i : -1)).filter((i) => i >= 0 && this.up[i]));
+    if (!res.some((x) => x.ok) && res.length) throw this.bestError(res);
+  }
+
+  override async release(ctx: Ctx, fd: Fd): Promise<void> {
+    const r = fd.ctx.get(this) as ReplFd | undefined;
+    if (!r) return;
+    await this.txns.close(r.gfid);
+    fd.ctx.delete(this);
+    await this.onAll((c, i) => c.release(ctx, r.fds[i]!), r.fds.map((f, i) => (f ? i : -1)).filter((i) => i >= 0));
+  }
+
+  override async lk(ctx: Ctx, fd: Fd, cmd: LockCmd, lock: Flock): Promise<Flock> {
+    const r = this.rfd(fd);
+    const which = r.fds.map((f, i) => (f ? i : -1)).filter((i) => i >= 0 && this.up[i]);
+    if (cmd === 'getlk') return this.onReadable(r.gfid, (c, i) => c.lk(ctx, r.fds[i]!, cmd, lock), `getlk ${fd.loc.path}`);
+    const res = await this.onAll((c, i) => c.lk(ctx, r.fds[i]!, cmd, lock), which);
+    const failed = res.find((x) => !x.ok && !isConnectionErrno(x.err.errno));
+    if (failed && !failed.ok) {
+      // Undo the locks that were granted so no brick keeps a lock the caller does not hold.
+      if (lock.type !== 'unlock') await this.onAll((c, i) => c.lk(ctx, r.fds[i]!, 'setlk', { ...lock, type: 'unlock' }), res.filter((x) => x.ok).map((x) => x.i));
+      throw failed.err;
+    }
+    return this.firstOk(res);
+  }
+
+  // --- metadata operations ---
+
+  private async metadataTxn<T>(what: string, loc: Loc, op: (i: number) => Promise<T>): Promise<T> {
+    const res = await transact(this, what, 'metadata', [loc], op);
+    return this.firstOk(res);
+  }
+
+  override async setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs): Promise<Iatt> {
+    const { size, ...meta } = attrs;
+    let iatt: Iatt | undefined;
+    if (size !== undefined) iatt = await this.truncate(ctx, loc, Number(size));
+    if (Object.keys(meta).length === 0 && iatt) return iatt;
+    return this.metadataTxn(`setattr ${loc.path}`, loc, (i) => this.children[i].setattr(ctx, loc, meta));
+  }
+
+  override async truncate(ctx: Ctx, loc: Loc, size: number): Promise<Iatt> {
+    const res = await transact(this, `truncate ${loc.path}`, 'data', [loc], (i) => (i === this.arbiter ? this.children[i].stat(ctx, loc) : this.children[i].truncate(ctx, loc, size)));
+    return this.firstOk(res);
+  }
+
+  override async setxattr(ctx: Ctx, loc: Loc, name: string, value: Buffer, flags: number): Promise<void> {
+    if (name === SPLIT_BRAIN_XATTR) {
+      const req = JSON.parse(value.toString()) as { policy: Policy | 'source-brick'; child?: string };
+      await this.healer.resolveSplitBrain(loc.path, req.policy, req.child);
+      return;
+    }
+    if (name.startsWith(AFR_PREFIX)) throw new FsError('EPERM', `${name} belongs to replicate`);
+    await this.metadataTxn(`setxattr ${loc.path}`, loc, (i) => this.children[i].setxattr(ctx, loc, name, value, flags));
+  }
+
+  override async removexattr(ctx: Ctx, loc: Loc, name: string): Promise<void> {
+    if (name.startsWith(AFR_PREFIX)) throw new FsError('EPERM', `${name} belongs to replicate`);
+    await this.metadataTxn(`removexattr ${loc.path}`, loc, (i) => this.children[i].removexattr(ctx, loc, name));
+  }
+
+  override async xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer> {
+    const res = await this.onAll((c) => c.xattrop(ctx, loc, name, add));
+    this.noteFailures(res);
+    return this.firstOk(res);
+  }
+
+  /** Reads a property from a good copy (metadata sources when known). */
+  private async readMeta<T>(loc: Loc, fn: (c: Xlator) => Promise<T>): Promise<T> {
+    const res = await this.onAll((c) => fn(c), this.upChildren().filter((i) => i !== this.arbiter).slice(0, 1));
+    if (res.length && res[0].ok) return res[0].value;
+    const all = await this.onAll((c) => fn(c));
+    this.noteFailures(all);
+    return this.firstOk(all);
+  }
+
+  override async getxattr(ctx: Ctx, loc: Loc, name: string): Promise<Buffer> {
+    return this.readMeta(loc, (c) => c.getxattr(ctx, loc, name));
+  }
+
+  override async listxattr(ctx: Ctx, loc: Loc): Promise<string[]> {
+    return (await this.readMeta(loc, (c) => c.listxattr(ctx, loc))).filter((n) => !n.startsWith(AFR_PREFIX));
+  }
+
+  override async readlink(ctx: Ctx, loc: Loc): Promise<string> {
+    return this.readMeta(loc, (c) => c.readlink(ctx, loc));
+  }
+
+  override async statfs(ctx: Ctx, loc: Loc): Promise<Statfs> {
+    const res = await this.onAll((c) => c.statfs(ctx, loc));
+    this.noteFailures(res);
+    return this.firstOk(res);
+  }
+
+  // --- entry operations: the changelog lives on the parent directory ---
+
+  private parentLocs(...paths: string[]): Loc[] {
+    const dirs = [...new Set(paths.map((p) => dirname(p)))];
+    return dirs.map((path) => ({ path }));
+  }
+
+  override async mkdir(ctx: Ctx, loc: Loc, args: CreateArgs): Promise<Iatt> {
+    return this.firstOk(await transact(this, `mkdir ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].mkdir(ctx, loc, args)));
+  }
+
+  override async symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs): Promise<Iatt> {
+    return this.firstOk(await transact(this, `symlink ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].symlink(ctx, target, loc, args)));
+  }
+
+  override async mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs): Promise<Iatt> {
+    return this.firstOk(await transact(this, `mknod ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].mknod(ctx, loc, rdev, args)));
+  }
+
+  override async link(ctx: Ctx, from: Loc, to: Loc): Promise<Iatt> {
+    return this.firstOk(await transact(this, `link ${to.path}`, 'entry', this.parentLocs(to.path), (i) => this.children[i].link(ctx, from, to)));
+  }
+
+  override async unlink(ctx: Ctx, loc: Loc): Promise<void> {
+    await transact(this, `unlink ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].unlink(ctx, loc));
+  }
+
+  override async rmdir(ctx: Ctx, loc: Loc): Promise<void> {
+    await transact(this, `rmdir ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].rmdir(ctx, loc));
+  }
+
+  override async rename(ctx: Ctx, from: Loc, to: Loc): Promise<void> {
+    await transact(this, `rename ${from.path}`, 'entry', this.parentLocs(from.path, to.path), (i) => this.children[i].rename(ctx, from, to));
+  }
+
+  override async readdirp(ctx: Ctx, loc: Loc, xattrs: string[] = []): Promise<Dirent[]> {
+    // From a copy of the directory that is not stale, never the arbiter (its files are empty).
+    const look = await this.lookupAll(ROOT_CTX, loc);
+    const found = this.stateOf(look);
+    if (!found) throw this.bestError(look);
+    const entry = found.state.entry;
+    let order = this.upChildren().filter((i) => look.find((r) => r.i === i)?.ok);
+    if (entry?.pending && entry.sources.length) order = order.filter((i) => entry.sources.includes(i));
+    if (entry?.pending) this.healer.background(loc.path);
+    const data = order.filter((i) => i !== this.arbiter);
+    order = [...readOrder(found.iatt.gfid, data), ...order.filter((i) => i === this.arbiter)];
+    let last: unknown = this.bestError(look);
+    for (const i of order) {
+      try {
+        const list = await this.children[i].readdirp(ctx, loc, xattrs);
+        return list.map((e) => ({ ...e, xattrs: stripAfr(e.xattrs) }));
+      } catch (e) {
+        last = e;
+        this.noteError(i, e);
+        if (!isConnectionErrno(toErrno(e))) throw e;
+      }
+    }
+    throw last;
+  }
+
+  /** Heals one path now (the self-heal daemon and the heal commands). */
+  heal(path: string, full = false): Promise<HealResult> {
+    return this.healer.healPath(path, { full });
+  }
+}
+
+export function stripAfr(x: Record<string, Buffer>): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const [k, v] of Object.entries(x)) if (!k.startsWith(AFR_PREFIX)) out[k] = v;
+  return out;
+}
+
+export function create(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext): Xlator {
+  return new Replicate(name, options, children, xctx);
+}
+
+export function isReplicate(x: Xlator): x is Replicate {
+  return x instanceof Replicate;
+}

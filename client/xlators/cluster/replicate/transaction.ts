@@ -1,0 +1,194 @@
+// Transactions: every modifying operation runs as pre-op (mark pending for every child on every
+// up child), op (on those), post-op (clear the marks of the children where it succeeded). A child
+// that failed or was down stays accused on the others, on their disks. Data writes share one
+// transaction per inode while writes keep coming (eager lock + delayed post-op, as GlusterFS's
+// AFR): the inode is locked on the bricks for the window, so a healer never runs in between.
+import { FsError } from '../../../../common/errors.js';
+import { isConnectionErrno } from '../../../../common/errors.js';
+import type { Ctx, Fd, Flock, Loc } from '../../../../common/types.js';
+import { ROOT_CTX } from '../../../../common/types.js';
+import { afrKey, delta, type TxnType } from './changelog.js';
+import { hasQuorum, quorumError } from './quorum.js';
+import type { Replicate, Settled } from './index.js';
+
+/** The brick lock range replicate's transactions and healers take (far beyond any data). */
+export const TXN_LOCK_START = 1n << 50n;
+export function txnLock(type: 'write' | 'unlock', owner: string): Flock {
+  return { type, start: TXN_LOCK_START, len: 1n, pid: 0, owner };
+}
+
+/** +by for every child's key on child i (all keys at once). */
+async function mark(r: Replicate, i: number, loc: Loc, type: TxnType, by: number, which: readonly number[]): Promise<void> {
+  await Promise.all(which.map((j) => r.children[i].xattrop(ROOT_CTX, loc, afrKey(r.children[j].name), delta(type, by))));
+}
+
+/** Pre-op on targets for every loc; returns the targets where it worked. */
+export async function preOp(r: Replicate, locs: Loc[], type: TxnType, targets: number[]): Promise<number[]> {
+  const all = r.children.map((_, j) => j);
+  const res = await r.onAll(async (_c, i) => { for (const l of locs) await mark(r, i, l, type, 1, all); }, targets);
+  r.noteFailures(res);
+  return res.filter((x) => x.ok).map((x) => x.i);
+}
+
+/** Post-op: on the children where the op worked, clear the marks of those children. */
+export async function postOp(r: Replicate, locs: Loc[], type: TxnType, marked: number[], ok: number[]): Promise<void> {
+  if (ok.length === 0) return;
+  const res = await r.onAll(async (_c, i) => { for (const l of locs) await mark(r, i, l, type, -1, ok); }, ok.filter((i) => marked.includes(i)));
+  r.noteFailures(res);
+}
+
+/**
+ * Runs op on every up child inside a transaction whose changelog lives on `locs` (the inode for
+ * metadata, the parent directories for entry operations). An op that fails on every child with the
+ * same errno changed nothing: its marks are cleared everywhere and the error is returned.
+ */
+export async function transact<T>(r: Replicate, what: string, type: TxnType, locs: Loc[], op: (i: number) => Promise<T>): Promise<Settled<T>[]> {
+  const targets = r.upChildren();
+  if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
+  const marked = await preOp(r, locs, type, targets);
+  if (!hasQuorum(r.quorum, marked)) {
+    await postOp(r, locs, type, marked, marked);
+    throw marked.length ? quorumError(what, marked.length, r.children.length) : new FsError('ENOTCONN', `${what}: no brick of the replica set is up`);
+  }
+  const res = await r.onAll((_c, i) => op(i), marked);
+  r.noteFailures(res);
+  let ok = res.filter((x) => x.ok).map((x) => x.i);
+  const errs = res.filter((x): x is Extract<Settled<T>, { ok: false }> => !x.ok);
+  const clean = ok.length === 0 && errs.length > 0 && errs.every((e) => e.err.errno === errs[0].err.errno && !isConnectionErrno(e.err.errno));
+  if (clean) ok = marked;
+  await postOp(r, locs, type, marked, ok);
+  if (clean) throw errs[0].err;
+  if (res.every((x) => !x.ok)) throw r.bestError(res);
+  if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);
+  return res;
+}
+
+/** The per-child fds of a replicate fd. */
+export interface ReplFd { fds: (Fd | undefined)[]; gfid: string }
+
+/** One open data transaction of an inode: locked and marked on `marked`, `failed` fell out. */
+class DataTxn {
+  marked: number[] = [];
+  readonly failed = new Set<number>();
+  inflight = 0;
+  timer?: NodeJS.Timeout;
+  closing?: Promise<void>;
+  drained?: () => void;
+  ready!: Promise<void>;
+  constructor(readonly gfid: string, readonly loc: Loc, readonly rfd: ReplFd, readonly owner: string) {}
+  get active(): number[] { return this.marked.filter((i) => !this.failed.has(i)); }
+}
+
+export class DataTxns {
+  private readonly open = new Map<string, DataTxn>();
+  constructor(private readonly r: Replicate, private readonly delayMs: number) {}
+
+  /** True while this client has a data transaction open on the inode (no heal then). */
+  busy(gfid: string): boolean {
+    return this.open.has(gfid);
+  }
+
+  /** Children that fell out of the inode's open transaction (not readable until healed). */
+  failedOf(gfid: string): ReadonlySet<number> {
+    return this.open.get(gfid)?.failed ?? new Set();
+  }
+
+  /** Runs one data op (write, ftruncate) of fd inside the inode's open transaction. */
+  async run<T>(what: string, fd: Fd, rfd: ReplFd, op: (i: number, childFd: Fd) => Promise<T>): Promise<T> {
+    const t = await this.begin(what, fd, rfd);
+    try {
+      const targets = t.active.filter((i) => rfd.fds[i]);
+      const res = await this.r.onAll((_c, i) => op(i, rfd.fds[i]!), targets);
+      this.r.noteFailures(res);
+      for (const x of res) if (!x.ok) t.failed.add(x.i);
+      const ok = res.filter((x) => x.ok);
+      if (ok.length === 0) throw this.r.bestError(res);
+      if (!hasQuorum(this.r.quorum, t.active)) throw quorumError(what, t.active.length, this.r.children.length);
+      const data = ok.find((x) => x.i !== this.r.arbiter) ?? ok[0];
+      return (data as { value: T }).value;
+    } finally {
+      this.end(t);
+    }
+  }
+
+  private async begin(what: string, fd: Fd, rfd: ReplFd): Promise<DataTxn> {
+    for (;;) {
+      const cur = this.open.get(rfd.gfid);
+      if (cur?.closing) { await cur.closing; continue; }
+      let t = cur;
+      if (!t) {
+        t = new DataTxn(rfd.gfid, fd.loc, rfd, `afr:${this.r.clientId}:${rfd.gfid}`);
+        this.open.set(rfd.gfid, t);
+        const fresh = t;
+        t.ready = this.start(what, fresh).catch((e) => { this.open.delete(fresh.gfid); throw e; });
+      }
+      t.inflight++;
+      clearTimeout(t.timer);
+      try {
+        await t.ready;
+      } catch (e) {
+        t.inflight--;
+        throw e;
+      }
+      return t;
+    }
+  }
+
+  /** Lock (in child order, so two clients never deadlock) and pre-op. */
+  private async start(what: string, t: DataTxn): Promise<void> {
+    const targets = this.r.upChildren().filter((i) => t.rfd.fds[i]);
+    if (!hasQuorum(this.r.quorum, targets)) throw quorumError(what, targets.length, this.r.children.length);
+    const locked: number[] = [];
+    for (const i of targets) {
+      try {
+        await this.r.children[i].lk(ROOT_CTX, t.rfd.fds[i]!, 'setlkw', txnLock('write', t.owner));
+        locked.push(i);
+      } catch (e) {
+        this.r.noteError(i, e);
+      }
+    }
+    t.marked = await preOp(this.r, [t.loc], 'data', locked);
+    for (const i of locked) if (!t.marked.includes(i)) await this.unlock(t, i);
+    if (!hasQuorum(this.r.quorum, t.marked)) {
+      await postOp(this.r, [t.loc], 'data', t.marked, t.marked);
+      for (const i of t.marked) await this.unlock(t, i);
+      throw t.marked.length ? quorumError(what, t.marked.length, this.r.children.length) : new FsError('ENOTCONN', `${what}: no brick of the replica set is up`);
+    }
+  }
+
+  private async unlock(t: DataTxn, i: number): Promise<void> {
+    await this.r.children[i].lk(ROOT_CTX, t.rfd.fds[i]!, 'setlk', txnLock('unlock', t.owner)).catch(() => undefined);
+  }
+
+  private end(t: DataTxn): void {
+    t.inflight--;
+    if (t.inflight > 0) return;
+    if (t.drained) { t.drained(); return; }
+    clearTimeout(t.timer);
+    t.timer = setTimeout(() => void this.close(t.gfid), this.delayMs);
+    t.timer.unref?.();
+  }
+
+  /** Ends the inode's open transaction now (flush, fsync, release, or the post-op delay). */
+  async close(gfid: string): Promise<void> {
+    const t = this.open.get(gfid);
+    if (!t) return;
+    t.closing ??= (async () => {
+      clearTimeout(t.timer);
+      await t.ready.catch(() => undefined);
+      if (t.inflight > 0) await new Promise<void>((res) => { t.drained = res; });
+      const ok = t.active;
+      await postOp(this.r, [t.loc], 'data', t.marked, ok);
+      for (const i of ok) await this.unlock(t, i);
+      this.open.delete(gfid);
+    })();
+    await t.closing;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.open.keys()].map((g) => this.close(g)));
+  }
+}
+
+export { isConnectionErrno };
+export type { Ctx };

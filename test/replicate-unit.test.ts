@@ -1,0 +1,209 @@
+// cluster/replicate over in-memory children: the changelog around every operation, reads from a
+// good copy, heals (data, metadata, entries, renames), split-brain, quorum and the arbiter.
+import test from 'ava';
+import { pino } from 'pino';
+import { FsError } from '../common/errors.js';
+import { ROOT_CTX as C, S_IFDIR, S_IFREG, type Ctx, type Fd, type Flock, type Loc } from '../common/types.js';
+import { afrKey, decode, findDirection, type Counts, type Matrix } from '../client/xlators/cluster/replicate/changelog.js';
+import { Replicate, SPLIT_BRAIN_XATTR } from '../client/xlators/cluster/replicate/index.js';
+import { hasQuorum } from '../client/xlators/cluster/replicate/quorum.js';
+import { choose } from '../client/xlators/cluster/replicate/split-brain.js';
+import { MemXlator, newGfid } from './support/mem-xlator.js';
+
+const log = pino({ level: 'silent' });
+const xctx = { log, volume: 'v', volumeId: 'id', secret: 's', rootCtx: C };
+
+/** A mem brick with xattrop and a brick-style lock table (owner-exclusive write locks). */
+class AfrMem extends MemXlator {
+  private readonly held = new Map<string, string>();
+  override async xattrop(c: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer> {
+    const cur = await this.getxattr(c, loc, name).catch(() => Buffer.alloc(add.length));
+    const out = Buffer.alloc(add.length);
+    for (let i = 0; i < add.length; i += 4) out.writeInt32BE(cur.readInt32BE(i) + add.readInt32BE(i), i);
+    await this.setxattr(c, loc, name, out);
+    return out;
+  }
+  override async lk(_c: Ctx, fd: Fd, _cmd: string, l: Flock): Promise<Flock> {
+    if (this.down) throw new FsError('ENOTCONN');
+    const k = `${fd.gfid}:${l.start}`;
+    if (l.type === 'unlock') { if (this.held.get(k) === l.owner) this.held.delete(k); return l; }
+    const h = this.held.get(k);
+    if (h && h !== l.owner) throw new FsError('EAGAIN', 'locked');
+    this.held.set(k, l.owner);
+    return l;
+  }
+  counts(path: string, child: string): Counts {
+    return decode(this.names.get(path)?.xattrs.get(afrKey(child)));
+  }
+  data(path: string): string | undefined {
+    return this.names.get(path)?.data.toString();
+  }
+}
+
+async function setup(n = 2, options: Record<string, unknown> = {}) {
+  const kids = Array.from({ length: n }, (_, i) => new AfrMem(`v-client-${i}`));
+  const r = new Replicate('v-replicate-0', { 'post-op-delay-secs': 0, 'background-self-heal-count': 0, ...options }, kids, xctx);
+  await r.init();
+  return { kids, r };
+}
+
+const file = (path: string) => ({ path });
+async function writeFile(r: Replicate, path: string, data: string, append = false) {
+  let fd: Fd;
+  try {
+    fd = await r.open(C, file(path), append ? 2 : 2 | 0o1000);
+  } catch {
+    fd = (await r.create(C, file(path), 2, { mode: S_IFREG | 0o644, umask: 0, gfid: newGfid() })).fd;
+  }
+  const off = append ? Number((await r.fstat(C, fd)).size) : 0;
+  await r.write(C, fd, off, Buffer.from(data));
+  await r.release(C, fd);
+}
+async function readFile(r: Replicate, path: string): Promise<string> {
+  const fd = await r.open(C, file(path), 0);
+  try {
+    return (await r.read(C, fd, 0, 1 << 20)).toString();
+  } finally {
+    await r.release(C, fd);
+  }
+}
+function down(r: Replicate, k: AfrMem) { k.down = true; r.notify('child-down', k); }
+function up(r: Replicate, k: AfrMem) { k.down = false; r.notify('child-up', k); }
+const zero: Counts = [0, 0, 0];
+
+test('findDirection: wise copies accuse, fools do not, mutual accusation is split-brain', (t) => {
+  const row = (...c: Counts[]) => c;
+  const m1: Matrix = [row(zero, [1, 0, 0]), row([1, 0, 0], [1, 0, 0])];
+  const d1 = findDirection(m1, 'data');
+  t.deepEqual([d1.sources, d1.sinks, d1.splitBrain], [[0], [1], false], 'brick 0 blames 1; 1 is a fool');
+  const m2: Matrix = [row(zero, [2, 0, 0]), row([3, 0, 0], zero)];
+  t.true(findDirection(m2, 'data').splitBrain);
+  const m3: Matrix = [row([1, 0, 0], [1, 0, 0]), row([1, 0, 0], [1, 0, 0])];
+  const d3 = findDirection(m3, 'data');
+  t.true(d3.allFools && !d3.splitBrain && d3.sinks.length === 0);
+  t.false(findDirection([row(zero, zero), row(zero, zero)], 'metadata').pending);
+  t.true(hasQuorum({ type: 'auto', count: 1, n: 3 }, [0, 2]));
+  t.false(hasQuorum({ type: 'auto', count: 1, n: 3 }, [2]));
+  t.true(hasQuorum({ type: 'auto', count: 1, n: 2 }, [0]));
+  t.false(hasQuorum({ type: 'auto', count: 1, n: 2 }, [1]));
+  t.true(hasQuorum({ type: 'fixed', count: 2, n: 3 }, [1, 2]));
+});
+
+test('writes reach every child and leave no pending counter', async (t) => {
+  const { kids, r } = await setup();
+  await r.mkdir(C, file('/d'), { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
+  await writeFile(r, '/d/f', 'hello');
+  for (const k of kids) {
+    t.is(k.data('/d/f'), 'hello');
+    for (const j of kids) {
+      t.deepEqual(k.counts('/d/f', j.name), zero);
+      t.deepEqual(k.counts('/d', j.name), zero);
+    }
+  }
+});
+
+test('a child down during writes is blamed on the others, never read, and healed from them', async (t) => {
+  const { kids, r } = await setup();
+  await writeFile(r, '/f', 'v1');
+  down(r, kids[1]);
+  await writeFile(r, '/f', 'v2-longer');
+  t.true(kids[0].counts('/f', kids[1].name)[0] > 0, 'brick 0 blames brick 1 for data');
+  t.is(kids[1].data('/f'), 'v1');
+  up(r, kids[1]);
+  // The stale copy is never read, even before the heal.
+  const reads = await Promise.all([0, 1, 2, 3].map(() => readFile(r, '/f')));
+  t.true(reads.every((x) => x === 'v2-longer'));
+  const res = await r.heal('/f');
+  t.false(res.splitBrain);
+  t.is(kids[1].data('/f'), 'v2-longer');
+  for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero);
+});
+
+test('entry heal: files created, deleted and renamed while a child was down', async (t) => {
+  const { kids, r } = await setup();
+  await writeFile(r, '/gone', 'x');
+  await writeFile(r, '/old', 'renamed data');
+  await r.mkdir(C, file('/dir'), { mode: S_IFDIR | 0o750, umask: 0, gfid: newGfid() });
+  down(r, kids[1]);
+  await writeFile(r, '/new', 'created while down');
+  await r.mkdir(C, file('/dir/sub'), { mode: S_IFDIR | 0o700, umask: 0, gfid: newGfid() });
+  await writeFile(r, '/dir/sub/deep', 'deep');
+  await r.unlink(C, file('/gone'));
+  await r.rename(C, file('/old'), file('/moved'));
+  t.true(kids[0].counts('/', kids[1].name)[2] > 0, 'the root blames brick 1 for entries');
+  up(r, kids[1]);
+  await r.heal('/');
+  await r.heal('/dir');
+  const names = (k: AfrMem) => [...k.names.keys()].sort();
+  t.deepEqual(names(kids[1]), names(kids[0]));
+  t.is(kids[1].data('/new'), 'created while down');
+  t.is(kids[1].data('/moved'), 'renamed data');
+  t.is(kids[1].data('/dir/sub/deep'), 'deep');
+  t.is(kids[1].names.get('/moved')!.gfid, kids[0].names.get('/moved')!.gfid, 'same gfid on both');
+  t.is(kids[1].names.get('/dir/sub')!.mode & 0o7777, 0o700);
+  for (const p of ['/', '/dir', '/dir/sub', '/new', '/moved']) for (const k of kids) for (const j of kids) t.deepEqual(k.counts(p, j.name), zero, `${p} on ${k.name}`);
+});
+
+test('split-brain: EIO on open, each resolution keeps the chosen copy', async (t) => {
+  const { kids, r } = await setup();
+  await writeFile(r, '/f', 'base');
+  down(r, kids[1]);
+  await writeFile(r, '/f', 'from brick zero, longer');
+  up(r, kids[1]);
+  down(r, kids[0]);
+  await writeFile(r, '/f', 'brick one');
+  up(r, kids[0]);
+  await t.throwsAsync(r.open(C, file('/f'), 0), { message: /EIO/ });
+  const h = await r.heal('/f');
+  t.true(h.splitBrain, 'the heal does not guess');
+  await r.setxattr(C, file('/f'), SPLIT_BRAIN_XATTR, Buffer.from(JSON.stringify({ policy: 'bigger-file' })), 0);
+  t.is(kids[1].data('/f'), 'from brick zero, longer');
+  t.is(await readFile(r, '/f'), 'from brick zero, longer');
+  // Once more, resolved by naming the source brick.
+  down(r, kids[1]);
+  await writeFile(r, '/f', 'zero again, and long');
+  up(r, kids[1]);
+  down(r, kids[0]);
+  await writeFile(r, '/f', 'one wins');
+  up(r, kids[0]);
+  await r.setxattr(C, file('/f'), SPLIT_BRAIN_XATTR, Buffer.from(JSON.stringify({ policy: 'source-brick', child: kids[1].name })), 0);
+  t.is(kids[0].data('/f'), 'one wins');
+  t.is(choose('majority', []), undefined);
+});
+
+test('favorite-child-policy size resolves split-brain without a command', async (t) => {
+  const { kids, r } = await setup(2, { 'favorite-child-policy': 'size' });
+  await writeFile(r, '/f', 'base');
+  down(r, kids[1]);
+  await writeFile(r, '/f', 'the bigger copy');
+  up(r, kids[1]);
+  down(r, kids[0]);
+  await writeFile(r, '/f', 'small');
+  up(r, kids[0]);
+  t.is(await readFile(r, '/f'), 'the bigger copy');
+  t.is(kids[1].data('/f'), 'the bigger copy');
+});
+
+test('replica 3 quorum: one down keeps writing, two down is EROFS and reads still work', async (t) => {
+  const { kids, r } = await setup(3);
+  await writeFile(r, '/f', 'one');
+  down(r, kids[2]);
+  await writeFile(r, '/f', 'two');
+  down(r, kids[1]);
+  await t.throwsAsync(writeFile(r, '/f', 'three'), { message: /EROFS/ });
+  await t.throwsAsync(r.mkdir(C, file('/d'), { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() }), { message: /EROFS/ });
+  t.is(await readFile(r, '/f'), 'two');
+});
+
+test('arbiter: names and metadata, never data', async (t) => {
+  const { kids, r } = await setup(3, { 'arbiter-count': 1 });
+  await writeFile(r, '/f', 'data on two bricks only');
+  await r.setattr(C, file('/f'), { mode: 0o600 });
+  t.is(kids[0].data('/f'), 'data on two bricks only');
+  t.is(kids[1].data('/f'), 'data on two bricks only');
+  t.is(kids[2].data('/f'), '', 'arbiter copy is empty');
+  t.is(kids[2].names.get('/f')!.mode & 0o7777, 0o600);
+  t.is((await r.stat(C, file('/f'))).size, BigInt('data on two bricks only'.length), 'size never from the arbiter');
+  down(r, kids[0]);
+  t.is(await readFile(r, '/f'), 'data on two bricks only');
+});
