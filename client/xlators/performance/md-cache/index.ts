@@ -1,0 +1,252 @@
+// performance/md-cache: a bounded, timed cache (lru-cache) of attributes and of the presence of a
+// few extended attributes the kernel asks for on every file (security.*, POSIX ACLs: `ls -l` asks
+// each of them once per entry), filled by lookup, stat and readdirp and dropped on every change
+// this client makes. Changes by other clients show after at most `timeout` seconds.
+import { LRUCache } from 'lru-cache';
+import { FsError, toErrno } from '../../../../common/errors.js';
+import { PassThrough, type Xlator } from '../../../../common/fops.js';
+import { parseOptions, type OptionDef } from '../../../../common/options.js';
+import {
+  dirname, isDir, joinPath,
+  type CreateArgs, type Ctx, type Dirent, type Fd, type Iatt, type Loc, type LookupReply, type SetattrArgs,
+} from '../../../../common/types.js';
+import type { XlatorContext } from '../../registry.js';
+
+export const OPTIONS: readonly OptionDef[] = [
+  { key: 'enable', type: 'bool', default: true, description: 'cache attributes and xattr presence; off passes everything through' },
+  { key: 'timeout', type: 'time', default: 1, min: 0, max: 600, description: 'seconds cached metadata stays valid' },
+  { key: 'max-entries', type: 'int', default: 100_000, min: 16, max: 10_000_000, description: 'most entries kept' },
+  { key: 'cache-xattrs', type: 'bool', default: true, description: 'fetch and cache the presence of security.* and POSIX ACL xattrs with lookups and listings' },
+];
+
+interface Options { enable: boolean; timeout: number; 'max-entries': number; 'cache-xattrs': boolean }
+
+/** Asked of every file by ls -l, cp -a and the kernel's write path; almost always absent. */
+export const CACHED_XATTRS = ['security.selinux', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'];
+
+interface Entry {
+  gfid: string;
+  /** Dropped by data changes (write, truncate), which leave the xattrs as they were. */
+  iatt?: Iatt;
+  /** Values of CACHED_XATTRS, null when absent; undefined when not known. */
+  xattrs?: Map<string, Buffer | null>;
+}
+
+const O_TRUNC = 0o1000;
+
+export class MdCache extends PassThrough implements Xlator {
+  readonly opts: Options;
+  private readonly cache: LRUCache<string, Entry>;
+  private xattrNames: string[];
+  hits = 0;
+
+  constructor(name: string, options: Record<string, unknown>, children: Xlator[], _xctx?: XlatorContext) {
+    super(name, 'performance/md-cache', children);
+    if (children.length !== 1) throw new FsError('EINVAL', `translator ${name}: md-cache takes exactly one child`);
+    this.opts = parseOptions<Options>(OPTIONS, options, `translator ${name}`);
+    this.cache = new LRUCache({ max: this.opts['max-entries'], ttl: Math.max(1, this.opts.timeout * 1000) });
+    this.xattrNames = this.opts['cache-xattrs'] ? CACHED_XATTRS : [];
+  }
+
+  private get child(): Xlator { return this.children[0]; }
+  private get on(): boolean { return this.opts.enable && this.opts.timeout > 0; }
+
+  // --- filling ---
+
+  /** Bumped by every invalidation: an answer that started before one is not cached (it may be stale). */
+  private gen = 0;
+
+  private put(path: string, iatt: Iatt, xattrs: Record<string, Buffer> | undefined, since: number): void {
+    if (since !== this.gen) return;
+    const e: Entry = { gfid: iatt.gfid, iatt };
+    if (xattrs && this.xattrNames.length) e.xattrs = new Map(this.xattrNames.map((n) => [n, xattrs[n] ?? null]));
+    this.cache.set(path, e);
+  }
+
+  private want(xattrs: string[] | undefined): string[] {
+    if (!this.xattrNames.length) return xattrs ?? [];
+    return [...new Set([...(xattrs ?? []), ...this.xattrNames])];
+  }
+
+  /** Keeps only the names the caller asked for. */
+  private static pick(all: Record<string, Buffer>, asked: string[] | undefined): Record<string, Buffer> {
+    const out: Record<string, Buffer> = {};
+    for (const n of asked ?? []) if (all[n]) out[n] = all[n];
+    return out;
+  }
+
+  /** A brick file system without security/ACL xattrs refuses the names: stop asking for them. */
+  private async withXattrs<T>(run: (names: string[]) => Promise<T>, asked: string[] | undefined): Promise<T> {
+    try {
+      return await run(this.want(asked));
+    } catch (e) {
+      const errno = toErrno(e);
+      if (!this.xattrNames.length || (errno !== 'EOPNOTSUPP' && errno !== 'ENOTSUP' && errno !== 'EPERM')) throw e;
+      this.xattrNames = [];
+      return run(asked ?? []);
+    }
+  }
+
+  // --- dropping ---
+
+  private drop(path: string): void {
+    this.gen++;
+    this.cache.delete(path);
+  }
+
+  /** An entry changed: it and its directory (mtime, nlink). */
+  private dropEntry(path: string): void {
+    this.gen++;
+    this.cache.delete(path);
+    this.cache.delete(dirname(path));
+  }
+
+  private dropTree(path: string): void {
+    this.gen++;
+    const prefix = path === '/' ? '/' : `${path}/`;
+    for (const k of [...this.cache.keys()]) if (k === path || k.startsWith(prefix)) this.cache.delete(k);
+  }
+
+  private dropFd(fd: Fd): void {
+    this.gen++;
+    const e = this.cache.get(fd.loc.path);
+    if (!e) return;
+    // The kernel asks for security.capability before every write: keep the xattrs, drop the iatt.
+    const links = e.iatt?.nlink ?? 1;
+    e.iatt = undefined;
+    // Other names of the same inode (hard links) hold the same attributes.
+    if (links > 1) for (const o of this.cache.values()) if (o.gfid === fd.gfid) o.iatt = undefined;
+  }
+
+  // --- reads of metadata ---
+
+  override async lookup(ctx: Ctx, loc: Loc, xattrs?: string[]): Promise<LookupReply> {
+    if (!this.on) return this.child.lookup(ctx, loc, xattrs);
+    const e = this.cache.get(loc.path);
+    if (e?.iatt && (!loc.gfid || loc.gfid === e.iatt.gfid) && (!xattrs?.length || (e.xattrs && xattrs.every((n) => e.xattrs!.has(n))))) {
+      this.hits++;
+      const out: Record<string, Buffer> = {};
+      for (const n of xattrs ?? []) { const v = e.xattrs?.get(n); if (v) out[n] = v; }
+      return { iatt: e.iatt, xattrs: out };
+    }
+    const since = this.gen;
+    const r = await this.withXattrs((names) => this.child.lookup(ctx, loc, names), xattrs);
+    this.put(loc.path, r.iatt, r.xattrs, since);
+    return { iatt: r.iatt, xattrs: MdCache.pick(r.xattrs, xattrs) };
+  }
+
+  override async stat(ctx: Ctx, loc: Loc): Promise<Iatt> {
+    if (!this.on) return this.child.stat(ctx, loc);
+    const e = this.cache.get(loc.path);
+    if (e?.iatt && (!loc.gfid || loc.gfid === e.iatt.gfid)) {
+      this.hits++;
+      return e.iatt;
+    }
+    const since = this.gen;
+    const iatt = await this.child.stat(ctx, loc);
+    const old = this.cache.get(loc.path);
+    if (since === this.gen) this.cache.set(loc.path, { gfid: iatt.gfid, iatt, xattrs: old?.gfid === iatt.gfid ? old.xattrs : undefined });
+    return iatt;
+  }
+
+  override async readdirp(ctx: Ctx, loc: Loc, xattrs?: string[]): Promise<Dirent[]> {
+    if (!this.on) return this.child.readdirp(ctx, loc, xattrs);
+    const since = this.gen;
+    const list = await this.withXattrs((names) => this.child.readdirp(ctx, loc, names), xattrs);
+    for (const d of list) this.put(joinPath(loc.path, d.name), d.iatt, d.xattrs, since);
+    if (!this.xattrNames.length) return list;
+    return list.map((d) => ({ ...d, xattrs: MdCache.pick(d.xattrs, xattrs) }));
+  }
+
+  override async getxattr(ctx: Ctx, loc: Loc, name: string): Promise<Buffer> {
+    if (this.on) {
+      const e = this.cache.get(loc.path);
+      const v = e?.xattrs?.get(name);
+      if (v !== undefined && (!loc.gfid || loc.gfid === e?.gfid)) {
+        this.hits++;
+        if (v === null) throw new FsError('ENODATA', `${loc.path}: no ${name}`);
+        return Buffer.from(v);
+      }
+    }
+    return this.child.getxattr(ctx, loc, name);
+  }
+
+  // --- changes: drop what they touch ---
+
+  override async create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt }> {
+    this.dropEntry(loc.path);
+    const r = await this.child.create(ctx, loc, flags, args);
+    this.dropEntry(loc.path);
+    return r;
+  }
+
+  override async open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
+    if (flags & O_TRUNC) this.drop(loc.path);
+    const fd = await this.child.open(ctx, loc, flags);
+    if (flags & O_TRUNC) this.drop(loc.path);
+    return fd;
+  }
+
+  private async entryOp<T>(path: string, run: () => Promise<T>): Promise<T> {
+    this.dropEntry(path);
+    try {
+      return await run();
+    } finally {
+      this.dropEntry(path);
+    }
+  }
+
+  private async inodeOp<T>(path: string, run: () => Promise<T>): Promise<T> {
+    this.drop(path);
+    try {
+      return await run();
+    } finally {
+      this.drop(path);
+    }
+  }
+
+  private async fdOp<T>(fd: Fd, run: () => Promise<T>): Promise<T> {
+    this.dropFd(fd);
+    try {
+      return await run();
+    } finally {
+      this.dropFd(fd);
+    }
+  }
+
+  override mkdir(ctx: Ctx, loc: Loc, args: CreateArgs) { return this.entryOp(loc.path, () => this.child.mkdir(ctx, loc, args)); }
+  override symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs) { return this.entryOp(loc.path, () => this.child.symlink(ctx, target, loc, args)); }
+  override mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs) { return this.entryOp(loc.path, () => this.child.mknod(ctx, loc, rdev, args)); }
+  override unlink(ctx: Ctx, loc: Loc) { return this.entryOp(loc.path, () => this.child.unlink(ctx, loc)); }
+  override async rmdir(ctx: Ctx, loc: Loc) {
+    await this.entryOp(loc.path, () => this.child.rmdir(ctx, loc));
+    this.dropTree(loc.path);
+  }
+  override async link(ctx: Ctx, from: Loc, to: Loc) {
+    this.drop(from.path);
+    return this.entryOp(to.path, () => this.child.link(ctx, from, to)).finally(() => this.drop(from.path));
+  }
+  override async rename(ctx: Ctx, from: Loc, to: Loc) {
+    const tree = isDir(this.cache.get(from.path)?.iatt?.mode ?? 0) || !this.cache.has(from.path);
+    try {
+      await this.entryOp(to.path, () => this.entryOp(from.path, () => this.child.rename(ctx, from, to)));
+    } finally {
+      if (tree) { this.dropTree(from.path); this.dropTree(to.path); }
+    }
+  }
+  override setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs) { return this.inodeOp(loc.path, () => this.child.setattr(ctx, loc, attrs)); }
+  override truncate(ctx: Ctx, loc: Loc, size: number) { return this.inodeOp(loc.path, () => this.child.truncate(ctx, loc, size)); }
+  override setxattr(ctx: Ctx, loc: Loc, name: string, value: Buffer, flags: number) { return this.inodeOp(loc.path, () => this.child.setxattr(ctx, loc, name, value, flags)); }
+  override removexattr(ctx: Ctx, loc: Loc, name: string) { return this.inodeOp(loc.path, () => this.child.removexattr(ctx, loc, name)); }
+  override xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer) { return this.inodeOp(loc.path, () => this.child.xattrop(ctx, loc, name, add)); }
+
+  override write(ctx: Ctx, fd: Fd, offset: number, data: Buffer) { return this.fdOp(fd, () => this.child.write(ctx, fd, offset, data)); }
+  override ftruncate(ctx: Ctx, fd: Fd, size: number) { return this.fdOp(fd, () => this.child.ftruncate(ctx, fd, size)); }
+  override fallocate(ctx: Ctx, fd: Fd, mode: number, offset: number, len: number) { return this.fdOp(fd, () => this.child.fallocate(ctx, fd, mode, offset, len)); }
+  override flush(ctx: Ctx, fd: Fd) { return this.fdOp(fd, () => this.child.flush(ctx, fd)); }
+  override fsync(ctx: Ctx, fd: Fd, datasync: boolean) { return this.fdOp(fd, () => this.child.fsync(ctx, fd, datasync)); }
+}
+
+export function create(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext): Xlator {
+  return new MdCache(name, options, children, xctx);
+}

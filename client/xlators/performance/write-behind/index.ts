@@ -1,0 +1,227 @@
+// performance/write-behind: a write is answered once its data is copied here; small sequential
+// writes of one file are aggregated into one child write of up to aggregate-size, sent in the
+// background with up to window-size bytes per file outstanding. Pending data is written before
+// anything that could observe it: a read overlapping it, fstat/stat/lookup of the file,
+// truncate, locks, and the multi-entry operations (readdirp, rename, link). A background write
+// that failed is reported by the next write, fsync or flush (close) of the fd that wrote it.
+import { FsError, toFsError } from '../../../../common/errors.js';
+import { PassThrough, type Xlator } from '../../../../common/fops.js';
+import { parseOptions, type OptionDef } from '../../../../common/options.js';
+import type { Ctx, Dirent, Fd, Flock, Iatt, LockCmd, Loc, LookupReply, SetattrArgs } from '../../../../common/types.js';
+import type { XlatorContext } from '../../registry.js';
+
+export const OPTIONS: readonly OptionDef[] = [
+  { key: 'enable', type: 'bool', default: true, description: 'aggregate and delay writes; off passes every write straight through' },
+  { key: 'window-size', type: 'size', default: 1024 * 1024, min: 64 * 1024, max: 1024 ** 3, description: 'bytes of one file that may be written behind (copied here, not yet on the bricks)' },
+  { key: 'aggregate-size', type: 'size', default: 128 * 1024, min: 4096, max: 16 * 1024 * 1024, description: 'contiguous writes are gathered into one child write of up to this size' },
+  { key: 'flush-delay', type: 'time', default: 0.005, min: 0, max: 10, description: 'seconds a partly gathered write waits for the next contiguous one before it is sent' },
+];
+
+interface Options { enable: boolean; 'window-size': number; 'aggregate-size': number; 'flush-delay': number }
+
+const O_DSYNC = 0o10000;
+const O_SYNC = 0o4010000;
+
+/** Contiguous data of one fd being gathered. Buffers are our own copies. */
+interface Gather { fd: Fd; ctx: Ctx; off: number; bufs: Buffer[]; len: number }
+interface Flight { off: number; end: number; len: number; done?: Promise<void> }
+
+/** Per gfid: what is gathered and what is on its way to the child. */
+class WbFile {
+  gather?: Gather;
+  readonly flights = new Set<Flight>();
+  bytes = 0;
+  timer?: NodeJS.Timeout;
+  waiters: (() => void)[] = [];
+  readonly paths = new Set<string>();
+  constructor(readonly gfid: string) {}
+  get idle(): boolean { return !this.gather && this.flights.size === 0; }
+  overlaps(off: number, end: number): boolean {
+    const g = this.gather;
+    if (g && off < g.off + g.len && g.off < end) return true;
+    for (const f of this.flights) if (off < f.end && f.off < end) return true;
+    return false;
+  }
+}
+
+/** Per fd: the first error of a background write, not yet reported. */
+interface FdState { error?: FsError }
+
+export class WriteBehind extends PassThrough implements Xlator {
+  readonly opts: Options;
+  private readonly files = new Map<string, WbFile>();
+
+  constructor(name: string, options: Record<string, unknown>, children: Xlator[], _xctx?: XlatorContext) {
+    super(name, 'performance/write-behind', children);
+    if (children.length !== 1) throw new FsError('EINVAL', `translator ${name}: write-behind takes exactly one child`);
+    this.opts = parseOptions<Options>(OPTIONS, options, `translator ${name}`);
+  }
+
+  private get child(): Xlator { return this.children[0]; }
+
+  /** Bytes written behind and not yet acknowledged by the child, over all files (for tests). */
+  get pendingBytes(): number {
+    let n = 0;
+    for (const f of this.files.values()) n += f.bytes;
+    return n;
+  }
+
+  private state(fd: Fd): FdState {
+    let s = fd.ctx.get(this) as FdState | undefined;
+    if (!s) fd.ctx.set(this, (s = {}));
+    return s;
+  }
+
+  private takeError(fd: Fd): void {
+    const s = fd.ctx.get(this) as FdState | undefined;
+    if (s?.error) {
+      const e = s.error;
+      s.error = undefined;
+      throw e;
+    }
+  }
+
+  private fileOf(fd: Fd): WbFile {
+    let f = this.files.get(fd.gfid);
+    if (!f) this.files.set(fd.gfid, (f = new WbFile(fd.gfid)));
+    f.paths.add(fd.loc.path);
+    return f;
+  }
+
+  private settle(f: WbFile): void {
+    const w = f.waiters;
+    f.waiters = [];
+    for (const r of w) r();
+    if (f.idle && this.files.get(f.gfid) === f) this.files.delete(f.gfid);
+  }
+
+  /** Sends what is gathered; overlapping writes already on their way go first (order on the disk). */
+  private send(f: WbFile): void {
+    clearTimeout(f.timer);
+    f.timer = undefined;
+    const g = f.gather;
+    if (!g) return;
+    f.gather = undefined;
+    const data = g.bufs.length === 1 ? g.bufs[0] : Buffer.concat(g.bufs, g.len);
+    const flight: Flight = { off: g.off, end: g.off + g.len, len: g.len };
+    const before = [...f.flights].filter((o) => o.off < flight.end && flight.off < o.end).map((o) => o.done);
+    f.flights.add(flight);
+    flight.done = (async () => {
+      if (before.length) await Promise.allSettled(before);
+      try {
+        const n = await this.child.write(g.ctx, g.fd, g.off, data);
+        if (n < data.length) throw new FsError('ENOSPC', `${g.fd.loc.path}: short write behind (${n} of ${data.length} bytes)`);
+      } catch (e) {
+        const s = this.state(g.fd);
+        s.error ??= toFsError(e);
+      } finally {
+        f.flights.delete(flight);
+        f.bytes -= flight.len;
+        this.settle(f);
+      }
+    })();
+  }
+
+  /** Writes out everything pending for the file and waits for it. */
+  private async drain(f: WbFile | undefined): Promise<void> {
+    while (f && !f.idle) {
+      this.send(f);
+      await Promise.allSettled([...f.flights].map((x) => x.done));
+    }
+  }
+
+  private drainFd(fd: Fd): Promise<void> {
+    return this.drain(this.files.get(fd.gfid));
+  }
+
+  /** Pending writes of the file at loc (by gfid or by a path it was opened under). */
+  private async drainLoc(loc: Loc): Promise<void> {
+    if (this.files.size === 0) return;
+    const hit = [...this.files.values()].filter((f) => (loc.gfid && f.gfid === loc.gfid) || f.paths.has(loc.path));
+    await Promise.all(hit.map((f) => this.drain(f)));
+  }
+
+  private async drainAll(): Promise<void> {
+    if (this.files.size === 0) return;
+    await Promise.all([...this.files.values()].map((f) => this.drain(f)));
+  }
+
+  override async write(ctx: Ctx, fd: Fd, offset: number, data: Buffer): Promise<number> {
+    if (!this.opts.enable || fd.flags & (O_SYNC | O_DSYNC)) {
+      await this.drainFd(fd);
+      return this.child.write(ctx, fd, offset, data);
+    }
+    this.takeError(fd);
+    const f = this.fileOf(fd);
+    const agg = this.opts['aggregate-size'];
+    let g = f.gather;
+    if (g && (g.fd !== fd || g.off + g.len !== offset || g.len + data.length > agg)) {
+      this.send(f);
+      g = undefined;
+    }
+    if (!g) f.gather = g = { fd, ctx: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, off: offset, bufs: [], len: 0 };
+    g.bufs.push(Buffer.from(data)); // data stays the caller's: keep a copy
+    g.len += data.length;
+    f.bytes += data.length;
+    if (g.len >= agg) this.send(f);
+    else if (!f.timer) {
+      f.timer = setTimeout(() => { f.timer = undefined; this.send(f); }, this.opts['flush-delay'] * 1000);
+      f.timer.unref?.();
+    }
+    while (f.bytes > this.opts['window-size']) {
+      if (f.gather) this.send(f);
+      await new Promise<void>((r) => f.waiters.push(r));
+    }
+    return data.length;
+  }
+
+  override async read(ctx: Ctx, fd: Fd, offset: number, size: number): Promise<Buffer> {
+    const f = this.files.get(fd.gfid);
+    if (f && f.overlaps(offset, offset + size)) await this.drain(f);
+    return this.child.read(ctx, fd, offset, size);
+  }
+
+  override async flush(ctx: Ctx, fd: Fd): Promise<void> {
+    await this.drainFd(fd);
+    this.takeError(fd);
+    return this.child.flush(ctx, fd);
+  }
+
+  override async fsync(ctx: Ctx, fd: Fd, datasync: boolean): Promise<void> {
+    await this.drainFd(fd);
+    this.takeError(fd);
+    return this.child.fsync(ctx, fd, datasync);
+  }
+
+  override async release(ctx: Ctx, fd: Fd): Promise<void> {
+    await this.drainFd(fd);
+    fd.ctx.delete(this);
+    return this.child.release(ctx, fd);
+  }
+
+  override async fstat(ctx: Ctx, fd: Fd): Promise<Iatt> { await this.drainFd(fd); return this.child.fstat(ctx, fd); }
+  override async ftruncate(ctx: Ctx, fd: Fd, size: number): Promise<Iatt> { await this.drainFd(fd); return this.child.ftruncate(ctx, fd, size); }
+  override async fallocate(ctx: Ctx, fd: Fd, mode: number, offset: number, len: number): Promise<void> { await this.drainFd(fd); return this.child.fallocate(ctx, fd, mode, offset, len); }
+  override async lk(ctx: Ctx, fd: Fd, cmd: LockCmd, lock: Flock): Promise<Flock> { await this.drainFd(fd); return this.child.lk(ctx, fd, cmd, lock); }
+
+  override async lookup(ctx: Ctx, loc: Loc, xattrs?: string[]): Promise<LookupReply> { await this.drainLoc(loc); return this.child.lookup(ctx, loc, xattrs); }
+  override async stat(ctx: Ctx, loc: Loc): Promise<Iatt> { await this.drainLoc(loc); return this.child.stat(ctx, loc); }
+  override async truncate(ctx: Ctx, loc: Loc, size: number): Promise<Iatt> { await this.drainLoc(loc); return this.child.truncate(ctx, loc, size); }
+  override async setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs): Promise<Iatt> { await this.drainLoc(loc); return this.child.setattr(ctx, loc, attrs); }
+  override async unlink(ctx: Ctx, loc: Loc): Promise<void> { await this.drainLoc(loc); return this.child.unlink(ctx, loc); }
+  override async xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer> { await this.drainLoc(loc); return this.child.xattrop(ctx, loc, name, add); }
+
+  override async readdirp(ctx: Ctx, loc: Loc, xattrs?: string[]): Promise<Dirent[]> { await this.drainAll(); return this.child.readdirp(ctx, loc, xattrs); }
+  override async rename(ctx: Ctx, from: Loc, to: Loc): Promise<void> { await this.drainAll(); return this.child.rename(ctx, from, to); }
+  override async link(ctx: Ctx, from: Loc, to: Loc): Promise<Iatt> { await this.drainAll(); return this.child.link(ctx, from, to); }
+  override async rmdir(ctx: Ctx, loc: Loc): Promise<void> { await this.drainAll(); return this.child.rmdir(ctx, loc); }
+
+  override async fini(): Promise<void> {
+    await this.drainAll().catch(() => undefined);
+    await super.fini();
+  }
+}
+
+export function create(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext): Xlator {
+  return new WriteBehind(name, options, children, xctx);
+}

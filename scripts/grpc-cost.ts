@@ -1,0 +1,84 @@
+// What one brick round trip costs: grpc-js on loopback, with the brick service definition and the
+// channel options gfs uses, in one process (server and client share the event loop) or against a
+// server in a child process (as a mount talks to a brick). Prints small-call latency at
+// concurrency 1 and 16, and bulk throughput moving 1 GiB as 1 MiB reads and writes.
+// Usage: node dist/scripts/grpc-cost.js [--calls N] [--mib N] [--serve]
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { brickService, CHANNEL_OPTIONS, SERVER_OPTIONS } from '../common/proto.js';
+
+const { values } = parseArgs({ options: { calls: { type: 'string' }, mib: { type: 'string' }, serve: { type: 'boolean' }, inproc: { type: 'boolean' } } });
+const CALLS = Number(values.calls ?? 5000);
+const MIB = Number(values.mib ?? 1024);
+const BLOCK = 1024 * 1024;
+
+type Cb = (e: grpc.ServiceError | null, r?: unknown) => void;
+
+async function serve(): Promise<{ port: number; stop: () => void }> {
+  const server = new grpc.Server(SERVER_OPTIONS);
+  const block = Buffer.alloc(BLOCK, 1);
+  server.addService(brickService().service, {
+    Ping: (_c: unknown, cb: Cb) => cb(null, { volume_id: '', brick_path: '', pid: process.pid }),
+    Read: (call: { request: { size: number } }, cb: Cb) => cb(null, { data: call.request.size === BLOCK ? block : Buffer.alloc(call.request.size) }),
+    Write: (call: { request: { data: Buffer } }, cb: Cb) => cb(null, { written: call.request.data.length }),
+  } as grpc.UntypedServiceImplementation);
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  return { port, stop: () => server.forceShutdown() };
+}
+
+function unary(client: grpc.Client, method: string, req: unknown): Promise<unknown> {
+  return new Promise((res, rej) => {
+    const md = new grpc.Metadata();
+    md.set('gfs-volume-id', 'x');
+    md.set('gfs-uid', '0');
+    (client as unknown as Record<string, (r: unknown, m: grpc.Metadata, cb: Cb) => void>)[method](req, md, (e, r) => (e ? rej(e) : res(r)));
+  });
+}
+
+async function measure(port: number, where: string): Promise<void> {
+  const Brick = brickService();
+  const client = new Brick(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  for (let i = 0; i < 200; i++) await unary(client, 'Ping', {});
+  for (const conc of [1, 16]) {
+    const t = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: conc }, async () => { while (next++ < CALLS) await unary(client, 'Ping', {}); }));
+    const ms = performance.now() - t;
+    console.log(`${where}: small call, concurrency ${String(conc).padStart(2)}: ${((ms * 1000) / CALLS).toFixed(0).padStart(5)} us per call, ${Math.round(CALLS / (ms / 1000))} calls/s`);
+  }
+  const data = Buffer.alloc(BLOCK, 2);
+  for (const [what, fn] of [['write', () => unary(client, 'Write', { fd: 1, offset: 0, data })], ['read', () => unary(client, 'Read', { fd: 1, offset: 0, size: BLOCK })]] as const) {
+    for (const conc of [1, 4]) {
+      const t = performance.now();
+      let next = 0;
+      await Promise.all(Array.from({ length: conc }, async () => { while (next++ < MIB) await fn(); }));
+      const s = (performance.now() - t) / 1000;
+      console.log(`${where}: 1 MiB ${what}s, ${conc} in flight: ${Math.round(MIB / s)} MiB/s (${(s * 1024 / MIB).toFixed(2)} s per GiB)`);
+    }
+  }
+  client.close();
+}
+
+async function main(): Promise<void> {
+  if (values.serve) {
+    const { port } = await serve();
+    process.send?.({ port });
+    return;
+  }
+  if (values.inproc !== false) {
+    const s = await serve();
+    await measure(s.port, 'in-process');
+    s.stop();
+  }
+  const child = fork(fileURLToPath(import.meta.url), ['--serve'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((res) => child.once('message', (m: { port: number }) => res(m.port)));
+  try {
+    await measure(port, 'two processes');
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,57 @@
+// Runs pjdfstest (built outside the repo, default /tmp/pjdfstest) as root on a freshly made gfs volume:
+//   node dist/scripts/pjdfstest.js --type distribute|replicate|stripe [--tests chown,open] [--log FILE]
+// Prints prove's summary and one line "pjdfstest TYPE: files F, assertions A, failed N"; leaves no
+// mount or process behind.
+import { spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Cluster } from '../test/harness.js';
+
+const { values } = parseArgs({
+  options: {
+    type: { type: 'string', default: 'distribute' },
+    tests: { type: 'string', default: '' },
+    suite: { type: 'string', default: '/tmp/pjdfstest/tests' },
+    log: { type: 'string', default: '' },
+    subnet: { type: 'string', default: '97' },
+  },
+});
+const TYPES: Record<string, string[]> = { distribute: [], replicate: ['replica', '2'], stripe: ['stripe', '2'] };
+const typeArgs = TYPES[values.type!];
+if (!typeArgs) throw new Error(`--type must be one of ${Object.keys(TYPES).join(', ')}`);
+
+const teardowns: (() => Promise<void>)[] = [];
+const fakeT = { teardown: (fn: () => Promise<void>) => { teardowns.push(fn); } } as unknown as Parameters<typeof Cluster.start>[0];
+
+async function main(): Promise<number> {
+  const c = await Cluster.start(fakeT, { nodes: 2, subnet: Number(values.subnet) });
+  await c.probeAll();
+  await c.volume('pjd', [[0, 'b1'], [1, 'b1']], typeArgs);
+  const mp = await c.mount('pjd');
+  const dir = join(mp, 'pjd');
+  await mkdir(dir);
+  const targets = values.tests ? values.tests.split(',').map((g) => join(values.suite!, g)) : [values.suite!];
+  const out = values.log ? createWriteStream(values.log) : process.stdout;
+  let text = '';
+  const code = await new Promise<number>((res) => {
+    const p = spawn('prove', ['-r', ...targets], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const take = (d: Buffer) => { text += String(d); out.write(d); };
+    p.stdout.on('data', take);
+    p.stderr.on('data', take);
+    p.on('exit', (code) => res(code ?? 1));
+  });
+  const m = /Files=(\d+), Tests=(\d+)/.exec(text);
+  const failed = [...text.matchAll(/Tests: \d+ Failed: (\d+)\)/g)].reduce((s, x) => s + Number(x[1]), 0);
+  console.log(`pjdfstest ${values.type}: files ${m?.[1] ?? '?'}, assertions ${m?.[2] ?? '?'}, failed ${failed}`);
+  return code;
+}
+
+let rc = 1;
+try {
+  rc = await main();
+} finally {
+  for (const fn of teardowns.reverse()) await fn().catch(() => undefined);
+}
+process.exit(rc);
