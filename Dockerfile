@@ -11,6 +11,7 @@ COPY brickd brickd
 COPY client client
 COPY mgmt mgmt
 COPY provision provision
+COPY csi csi
 COPY scripts scripts
 COPY test test
 RUN npx tsc -p . && npm prune --omit=dev
@@ -33,6 +34,7 @@ RUN chmod +x dist/mgmt/cli.js dist/mgmt/gfsd.js dist/brickd/main.js dist/client/
  && ln -s /opt/gfs/dist/client/main.js /usr/local/bin/gfs-mount \
  && ln -s /opt/gfs/dist/client/mount-gfs.js /sbin/mount.gfs \
  && ln -s /opt/gfs/dist/provision/main.js /usr/local/bin/gfs-provisioner \
- && ln -s /opt/gfs/dist/provision/cli.js /usr/local/bin/gfs-provisioner-cli
+ && ln -s /opt/gfs/dist/provision/cli.js /usr/local/bin/gfs-provisioner-cli \
+ && chmod +x dist/csi/main.js && ln -s /opt/gfs/dist/csi/main.js /usr/local/bin/gfs-csi
 EXPOSE 24007 49152-49251
 CMD ["gfsd", "--help"]

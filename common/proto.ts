@@ -47,7 +47,7 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
 const cache = new Map<string, grpc.GrpcObject>();
 
 /** The loaded package of proto/<file>.proto, e.g. loadProto('brick').gfs.brick.Brick. */
-export function loadProto(file: 'brick' | 'mgmt'): grpc.GrpcObject {
+export function loadProto(file: 'brick' | 'mgmt' | 'csi'): grpc.GrpcObject {
   let obj = cache.get(file);
   if (!obj) {
     const def = protoLoader.loadSync(join(protoDir(), `${file}.proto`), LOADER_OPTIONS);

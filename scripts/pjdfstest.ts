@@ -1,5 +1,5 @@
 // Runs pjdfstest (built outside the repo, default /tmp/pjdfstest) as root on a freshly made gfs volume:
-//   node dist/scripts/pjdfstest.js --type distribute|replicate|stripe [--tests chown,open] [--log FILE]
+//   node dist/scripts/pjdfstest.js --type distribute|replicate|stripe [--tests chown,open/00.t] [--log FILE] [-v]
 // Prints prove's summary and one line "pjdfstest TYPE: files F, assertions A, failed N"; leaves no
 // mount or process behind.
 import { spawn } from 'node:child_process';
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     suite: { type: 'string', default: '/tmp/pjdfstest/tests' },
     log: { type: 'string', default: '' },
     subnet: { type: 'string', default: '97' },
+    verbose: { type: 'boolean', short: 'v', default: false },
   },
 });
 const TYPES: Record<string, string[]> = { distribute: [], replicate: ['replica', '2'], stripe: ['stripe', '2'] };
@@ -36,7 +37,7 @@ async function main(): Promise<number> {
   const out = values.log ? createWriteStream(values.log) : process.stdout;
   let text = '';
   const code = await new Promise<number>((res) => {
-    const p = spawn('prove', ['-r', ...targets], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('prove', ['-r', ...(values.verbose ? ['-v'] : []), ...targets], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     const take = (d: Buffer) => { text += String(d); out.write(d); };
     p.stdout.on('data', take);
     p.stderr.on('data', take);

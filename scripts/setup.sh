@@ -50,4 +50,5 @@ link dist/client/main.js /usr/local/bin/gfs-mount
 link dist/client/mount-gfs.js /sbin/mount.gfs
 link dist/provision/main.js /usr/local/bin/gfs-provisioner
 link dist/provision/cli.js /usr/local/bin/gfs-provisioner-cli
+link dist/csi/main.js /usr/local/bin/gfs-csi
 say "ready: gfs, gfsd, gfs-brickd, gfs-mount in /usr/local/bin; mount.gfs in /sbin"

@@ -26,12 +26,15 @@ export interface FsxOptions {
   maxSize?: number;
   /** Called every `every` steps with the step number (progress for the script). */
   progress?: (step: number) => void;
+  /** Filled with counts of "op outcome" (e.g. "write ok", "rmdir ENOTEMPTY"): how much each op did. */
+  stats?: Map<string, number>;
 }
 
 export class FsxMismatch extends Error {}
 
 const DIRS = ['', 'd0', 'd1', 'd0/d2'];
-const NAMES = ['f0', 'f1', 'f2', 'f3', 'f4', 'd0', 'd1', 'd2'];
+const FILES = ['f0', 'f1', 'f2', 'f3', 'f4'];
+const SUBDIRS = ['d0', 'd1', 'd2'];
 const MODES = [0o644, 0o600, 0o755, 0o444, 0o640, 0o700];
 
 type Op = { name: string; args: unknown[]; run: (root: string) => Promise<unknown> };
@@ -82,7 +85,13 @@ export async function runFsx(mount: string, local: string, opts: FsxOptions): Pr
   const maxSize = opts.maxSize ?? 400_000;
   const int = (n: number) => Math.floor(rnd() * n);
   const pick = <T>(a: readonly T[]): T => a[int(a.length)];
-  const path = () => { const d = pick(DIRS); const n = pick(NAMES); return d ? `${d}/${n}` : n; };
+  // Mostly file names for file operations and directory names for mkdir/rmdir, now and then the
+  // other kind (EISDIR, ENOTDIR, EEXIST); directories mostly near the top, so they exist often.
+  const path = (dir = false) => {
+    const d = pick(rnd() < 0.4 ? DIRS.slice(0, 1) : DIRS);
+    const n = rnd() < 0.9 === dir ? pick(SUBDIRS) : pick(FILES);
+    return d ? `${d}/${n}` : n;
+  };
   const bytes = (n: number) => { const b = Buffer.allocUnsafe(n); for (let i = 0; i < n; i++) b[i] = int(256); return b; };
   const size = () => (rnd() < 0.3 ? int(4096) : int(maxSize));
 
@@ -93,25 +102,25 @@ export async function runFsx(mount: string, local: string, opts: FsxOptions): Pr
 
   const gen = (): Op => {
     const r = int(100);
-    const p = path();
-    if (r < 12) {
+    const p = path(r >= 70 && r < 82);
+    if (r < 18) {
       const mode = pick(MODES);
       const flags = constants.O_CREAT | constants.O_WRONLY | (rnd() < 0.3 ? constants.O_EXCL : 0) | (rnd() < 0.3 ? constants.O_TRUNC : 0);
       return { name: 'create', args: [p, flags, mode], run: (root) => fs.open(join(root, p), flags, mode).then((fh) => fh.close()) };
     }
-    if (r < 32) {
+    if (r < 38) {
       const off = size();
       const len = 1 + int(rnd() < 0.5 ? 4096 : 200_000);
       const data = bytes(len);
       const append = rnd() < 0.15;
-      const flags = constants.O_WRONLY | (append ? constants.O_APPEND : 0);
+      const flags = constants.O_WRONLY | (append ? constants.O_APPEND : 0) | (rnd() < 0.5 ? constants.O_CREAT : 0);
       return { name: append ? 'append' : 'write', args: [p, off, len], run: (root) => withFile(root, p, flags, async (fh) => (await fh.write(data, 0, len, append ? null : off)).bytesWritten) };
     }
-    if (r < 40) {
+    if (r < 44) {
       const n = size();
       return { name: 'truncate', args: [p, n], run: (root) => fs.truncate(join(root, p), n) };
     }
-    if (r < 50) {
+    if (r < 54) {
       const off = size();
       const len = 1 + int(150_000);
       return {
@@ -123,13 +132,13 @@ export async function runFsx(mount: string, local: string, opts: FsxOptions): Pr
         }),
       };
     }
-    if (r < 58) { const q = path(); return { name: 'rename', args: [p, q], run: (root) => fs.rename(join(root, p), join(root, q)) }; }
-    if (r < 64) { const q = path(); return { name: 'link', args: [p, q], run: (root) => fs.link(join(root, p), join(root, q)) }; }
-    if (r < 72) return { name: 'unlink', args: [p], run: (root) => fs.unlink(join(root, p)) };
-    if (r < 79) { const m = pick([0o755, 0o700, 0o775]); return { name: 'mkdir', args: [p, m], run: (root) => fs.mkdir(join(root, p), m) }; }
-    if (r < 84) return { name: 'rmdir', args: [p], run: (root) => fs.rmdir(join(root, p)) };
-    if (r < 90) { const m = pick(MODES); return { name: 'chmod', args: [p, m], run: (root) => fs.chmod(join(root, p), m) }; }
-    if (r < 95) {
+    if (r < 60) { const q = path(); return { name: 'rename', args: [p, q], run: (root) => fs.rename(join(root, p), join(root, q)) }; }
+    if (r < 65) { const q = path(); return { name: 'link', args: [p, q], run: (root) => fs.link(join(root, p), join(root, q)) }; }
+    if (r < 70) return { name: 'unlink', args: [p], run: (root) => fs.unlink(join(root, p)) };
+    if (r < 78) { const m = pick([0o755, 0o700, 0o775]); return { name: 'mkdir', args: [p, m], run: (root) => fs.mkdir(join(root, p), m) }; }
+    if (r < 82) return { name: 'rmdir', args: [p], run: (root) => fs.rmdir(join(root, p)) };
+    if (r < 88) { const m = pick(MODES); return { name: 'chmod', args: [p, m], run: (root) => fs.chmod(join(root, p), m) }; }
+    if (r < 94) {
       const at = 1_000_000_000 + int(1_000_000_000);
       const mt = 1_000_000_000 + int(1_000_000_000);
       return {
@@ -148,6 +157,8 @@ export async function runFsx(mount: string, local: string, opts: FsxOptions): Pr
     const op = gen();
     const [a, b] = [await outcome(op.run(mount)), await outcome(op.run(local))];
     history.push(`${step} ${op.name}(${op.args.map((x) => (typeof x === 'number' && x > 7 && op.name === 'create' ? x.toString(8) : String(x))).join(', ')}) -> ${b}`);
+    const key = `${op.name} ${b.split(' ')[0]}`;
+    opts.stats?.set(key, (opts.stats.get(key) ?? 0) + 1);
     if (a !== b) fail(step, `${op.name}(${op.args.join(', ')}): gfs ${a}, local ${b}`);
     const touched = new Set<string>(op.args.filter((x): x is string => typeof x === 'string'));
     const [sa, sb] = [await snapshot(mount, touched), await snapshot(local, touched)];

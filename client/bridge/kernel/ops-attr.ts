@@ -24,7 +24,13 @@ async function getattr(s: Session, req: Request) {
   req.body.skip(4);
   const fh = req.body.u64();
   const f = flags & GETATTR_FH ? s.files.get(fh) : undefined;
-  const iatt = f ? await s.top.fstat(req.ctx, f.fd) : await s.top.stat(req.ctx, loc(s, req.h.nodeid));
+  const iatt = f ? await s.top.fstat(req.ctx, f.fd) : await s.top.stat(req.ctx, loc(s, req.h.nodeid)).catch((err) => {
+    // fstat(2) of an open but unlinked file comes without a handle (the kernel sends one only from
+    // read paths): answer from any open file of the inode, as a local file system would (nlink 0).
+    const open = (err as FsError).errno === 'ENOENT' ? [...s.files.values()].find((o) => o.nodeid === req.h.nodeid) : undefined;
+    if (!open) throw err;
+    return s.top.fstat(req.ctx, open.fd);
+  });
   checkSame(s, req.h.nodeid, iatt);
   return attrReply(s, req.h.nodeid, iatt);
 }

@@ -177,6 +177,11 @@ export class MdCache extends PassThrough implements Xlator {
     this.dropEntry(loc.path);
     const r = await this.child.create(ctx, loc, flags, args);
     this.dropEntry(loc.path);
+    // A new file has no security or ACL xattrs but those it was created with (the kernel asks).
+    const since = this.gen;
+    if (this.xattrNames.length) this.put(loc.path, r.iatt, args.xattrs ?? {}, since);
+    const e = this.cache.get(loc.path);
+    if (e) e.iatt = undefined; // attributes come fresh from the next lookup
     return r;
   }
 
