@@ -127,3 +127,24 @@ test('statfs sums every child', async (t) => {
   t.is(s.blocks, 3000n);
   t.is(s.bavail, 1200n);
 });
+
+test('a layout written over existing names is not committed: files placed before it are still found', async (t) => {
+  // As after bricks are added: names already sit on one child, and no layout exists yet.
+  const kids = memChildren(2);
+  for (let i = 0; i < 20; i++) {
+    await kids[0].create(C, { path: `/old${i}` }, 2, { mode: S_IFREG | 0o644, umask: 0, gfid: newGfid() });
+  }
+  const dht = new Distribute('v-dht', {}, kids, xctx);
+  const layout = await dht.layoutOf(C, '/');
+  t.true(layout.complete);
+  t.false(layout.committed, 'the root had entries: misses must search every child');
+  const elsewhere = Array.from({ length: 20 }, (_, i) => `old${i}`).filter((n) => layout.subvolFor(n) === 1);
+  t.true(elsewhere.length > 0);
+  for (const n of elsewhere) t.is((await dht.lookup(C, { path: `/${n}` })).iatt.mode & 0o170000, S_IFREG, `${n} found off its hashed child`);
+  await t.throwsAsync(dht.lookup(C, { path: '/missing' }), { message: /ENOENT/ });
+  // A fresh, empty directory's layout is committed.
+  const fresh = await setup(2);
+  t.true((await fresh.dht.layoutOf(C, '/')).committed);
+  await fresh.dht.mkdir(C, { path: '/d' }, { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
+  t.true((await fresh.dht.layoutOf(C, '/d')).committed);
+});

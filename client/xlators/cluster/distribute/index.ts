@@ -114,7 +114,11 @@ export class Distribute extends PassThrough implements Xlator {
       return layout;
     }
     if (!allThere) return layout; // a child is down: do not rewrite the layout without it
-    const fresh = newLayout(dir, present.map((p) => p.i).sort((a, b) => a - b));
+    // Names already in the directory were not placed by the new layout (e.g. bricks were added):
+    // commit it only when every copy is empty, else misses on the hashed child search all children.
+    const listings = await this.onAll((c) => c.readdirp(ROOT_CTX, { path: dir }), present.map((p) => p.i));
+    const empty = listings.every((l) => l.ok && l.value.length === 0);
+    const fresh = newLayout(dir, present.map((p) => p.i).sort((a, b) => a - b), empty);
     await this.writeLayout(dir, fresh);
     this.layouts.set(dir, fresh);
     return fresh;
@@ -179,7 +183,7 @@ export class Distribute extends PassThrough implements Xlator {
       reply = await this.children[hashed].lookup(ctx, loc, [LINKTO_XATTR, ...xattrs]);
     } catch (e) {
       const errno = toErrno(e);
-      if (errno === 'ENOENT' && this.opts['lookup-optimize'] && layout.complete) throw e;
+      if (errno === 'ENOENT' && this.opts['lookup-optimize'] && layout.complete && layout.committed) throw e;
       if (errno === 'ENOENT' || errno === 'ENOTCONN') return this.lookupEverywhere(ctx, loc, xattrs);
       throw e;
     }
