@@ -33,6 +33,12 @@ export function isLinkto(iatt: Iatt, xattrs: Record<string, Buffer>): boolean {
   return isReg(iatt.mode) && (iatt.mode & 0o7777) === LINKTO_MODE && iatt.size === 0n && LINKTO_XATTR in xattrs;
 }
 
+/** The first copy's attributes with the latest times of all copies. */
+function mergeDirIatts(iatts: Iatt[]): Iatt {
+  const max = (a: bigint, b: bigint) => (a > b ? a : b);
+  return iatts.reduce((out, a) => ({ ...out, atime: max(out.atime, a.atime), mtime: max(out.mtime, a.mtime), ctime: max(out.ctime, a.ctime) }));
+}
+
 /** Where a name resolved: a directory (on every child) or a file on one child. */
 export type Located = { dir: true; iatt: Iatt } | { dir: false; subvol: number; iatt: Iatt };
 
@@ -214,6 +220,17 @@ export class Distribute extends PassThrough implements Xlator {
   }
 
   override async lookup(ctx: Ctx, loc: Loc, xattrs: string[] = []): Promise<LookupReply> {
+    // A known directory: one parallel round to every copy, merged (no hashed lookup first).
+    if (this.located.get(loc.path)?.dir && this.children.length > 1) {
+      const res = await this.onAll((c) => c.lookup(ctx, loc, xattrs));
+      const dirs = res.filter((r) => r.ok && isDir(r.value.iatt.mode)) as Extract<Settled<LookupReply>, { ok: true }>[];
+      if (dirs.length) {
+        const iatt = mergeDirIatts(dirs.map((d) => d.value.iatt));
+        this.located.set(loc.path, { dir: true, iatt });
+        return { iatt, xattrs: dirs[0].value.xattrs };
+      }
+      this.located.delete(loc.path);
+    }
     const { reply, loc: where } = await this.resolve(ctx, loc, xattrs);
     this.located.set(loc.path, where);
     const { [LINKTO_XATTR]: _l, ...rest } = reply.xattrs;
@@ -225,13 +242,7 @@ export class Distribute extends PassThrough implements Xlator {
    *  there only (GlusterFS's dht_iatt_merge). */
   private async mergedDirIatt(ctx: Ctx, loc: Loc, first: Iatt): Promise<Iatt> {
     const res = await this.onAll((c) => c.stat(ctx, loc));
-    const max = (a: bigint, b: bigint) => (a > b ? a : b);
-    let out = first;
-    for (const r of res) {
-      if (!r.ok || !isDir(r.value.mode)) continue;
-      out = { ...out, atime: max(out.atime, r.value.atime), mtime: max(out.mtime, r.value.mtime), ctime: max(out.ctime, r.value.ctime) };
-    }
-    return out;
+    return mergeDirIatts([first, ...res.filter((r) => r.ok && isDir(r.value.mode)).map((r) => (r as { value: Iatt }).value)]);
   }
 
   override async stat(ctx: Ctx, loc: Loc): Promise<Iatt> {
