@@ -51,6 +51,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
   private readonly opts: Options;
   /** Bumped when reconfigure moves this translator to another brick. */
   private gen = 0;
+  private brickPid = 0;
   private client?: grpc.Client;
   private connecting?: Promise<grpc.Client>;
   private up = false;
@@ -152,6 +153,18 @@ export class ProtocolClient extends PassThrough implements Xlator {
     this.setUp(false);
   }
 
+  /** The brick's pid, from every Ping: another one means the brick daemon restarted (maybe on the
+   * same port, behind one channel) and the fds opened on the old one are gone: they fail EBADF
+   * here rather than reach whatever the new daemon gave the same number. */
+  private notePid(pid: number | undefined): void {
+    if (!pid) return;
+    if (this.brickPid && pid !== this.brickPid) {
+      this.gen++;
+      this.log.info({ brick: this.brick, was: this.brickPid, now: pid }, 'brick daemon restarted; files open on it must be opened again');
+    }
+    this.brickPid = pid;
+  }
+
   /** A changed spec (replace-brick, `volume set network.ping-timeout`): the new options apply now;
    * a new brick address drops the channel, fails its calls and reconnects there. */
   reconfigure(options: Record<string, unknown>): void {
@@ -194,8 +207,20 @@ export class ProtocolClient extends PassThrough implements Xlator {
       try {
         const port = await this.portmap();
         const Brick = brickService();
-        this.client = new Brick(`${this.opts['remote-host']}:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-        return this.client;
+        const client = new Brick(`${this.opts['remote-host']}:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+        // Handshake: which brick process answers decides whether fds opened earlier still hold.
+        try {
+          const res = await new Promise<{ pid?: number }>((resolve, reject) => {
+            (client as unknown as Record<string, Unary>).Ping({}, ctxToMetadata(this.xctx.rootCtx, this.xctx.volumeId, this.xctx.secret),
+              { deadline: Date.now() + this.opts['ping-timeout'] * 1000 }, (err, r) => (err ? reject(fromGrpcError(err, `Ping on ${this.brick}`)) : resolve(r)));
+          });
+          this.notePid(res.pid);
+        } catch (e) {
+          client.close();
+          throw e;
+        }
+        this.client = client;
+        return client;
       } finally {
         this.connecting = undefined;
       }
@@ -235,6 +260,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
         settled = true;
         if (started) profileAdd(`rpc.${method}`, performance.now() - started);
         if (!err) {
+          if (method === 'Ping') this.notePid((res as { pid?: number })?.pid);
           this.setUp(true);
           resolve(res as T);
           return;
