@@ -148,3 +148,20 @@ test('a layout written over existing names is not committed: files placed before
   await fresh.dht.mkdir(C, { path: '/d' }, { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
   t.true((await fresh.dht.layoutOf(C, '/d')).committed);
 });
+
+test('rename of a directory onto a non-empty one fails on every child, whichever child holds the entry', async (t) => {
+  const { kids, dht } = await setup(2);
+  const mk = (path: string) => dht.mkdir(C, { path }, { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
+  await mk('/a');
+  for (let i = 0; i < 8; i++) {
+    await mk(`/b${i}`);
+    await touch(dht, `/b${i}/x${i}`);
+    await t.throwsAsync(dht.rename(C, { path: '/a' }, { path: `/b${i}` }), { message: /ENOTEMPTY/ });
+    t.true(kids.every((k) => k.names.has('/a') && k.names.has(`/b${i}`)), 'nothing renamed anywhere');
+  }
+  await touch(dht, '/file');
+  await t.throwsAsync(dht.rename(C, { path: '/a' }, { path: '/file' }), { message: /ENOTDIR/ });
+  await mk('/empty');
+  await dht.rename(C, { path: '/a' }, { path: '/empty' });
+  t.true(kids.every((k) => !k.names.has('/a') && k.names.has('/empty')));
+});

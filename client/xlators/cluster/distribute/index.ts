@@ -438,6 +438,7 @@ export class Distribute extends PassThrough implements Xlator {
   override async rename(ctx: Ctx, from: Loc, to: Loc): Promise<void> {
     const src = await this.locate(ctx, from);
     if (src.dir) {
+      await this.checkDirRenameTarget(ctx, to);
       const hashed = await this.hashedFor(ctx, to.path);
       await this.children[hashed].rename(ctx, from, to);
       const others = this.children.map((_, i) => i).filter((i) => i !== hashed);
@@ -448,6 +449,24 @@ export class Distribute extends PassThrough implements Xlator {
       return;
     }
     await renameFile(this, ctx, from, to, src);
+  }
+
+  /** A directory may replace only an empty directory. Each brick sees only its own entries, so the
+   *  whole volume is checked before any brick renames (else one brick would rename and another refuse). */
+  private async checkDirRenameTarget(ctx: Ctx, to: Loc): Promise<void> {
+    this.located.delete(to.path);
+    let dst: Located;
+    try {
+      dst = await this.locate(ctx, to);
+    } catch (e) {
+      if (toErrno(e) === 'ENOENT') return;
+      throw e;
+    }
+    if (!dst.dir) throw new FsError('ENOTDIR', `${to.path} is not a directory`);
+    const lists = await this.onAll((c) => c.readdirp(ROOT_CTX, to, [LINKTO_XATTR]));
+    if (lists.some((l) => l.ok && l.value.some((e) => !isLinkto(e.iatt, e.xattrs)))) throw new FsError('ENOTEMPTY', to.path);
+    const down = lists.find((l) => !l.ok && l.err.errno !== 'ENOENT');
+    if (down && !down.ok) throw down.err;
   }
 
   override async link(ctx: Ctx, from: Loc, to: Loc): Promise<Iatt> {
