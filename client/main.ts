@@ -112,13 +112,15 @@ export function parseMountArgs(argv: string[]): MountArgs {
       case 'ro': readOnly = true; break;
       case 'rw': readOnly = false; break;
       case 'backup-volfile-servers': case 'backupvolfile-server': backups.push(...(v ?? '').split(':').filter(Boolean)); break;
-      case 'log-level': logLevel = v; break;
+      case 'log-level': logLevel = v?.toLowerCase(); break; // the in-tree glusterfs plugin passes ERROR
       case 'log-file': logFile = v; break;
       case 'bridge': bridge = v; break;
       case 'writeback-cache': writebackCache = true; break;
       case 'attribute-timeout': attrTimeout = seconds(k, v); break;
       case 'entry-timeout': entryTimeout = seconds(k, v); break;
       case 'volfile-check-interval': volfileCheckInterval = seconds(k, v); break;
+      // The Kubernetes in-tree glusterfs plugin passes it; the daemon unmounts on every exit path it controls.
+      case 'auto_unmount': break;
       // Options mount(8) passes that mean nothing here.
       case 'defaults': case 'auto': case 'noauto': case '_netdev': case 'nofail': case 'user': case 'nouser':
       case 'exec': case 'noexec': case 'suid': case 'nosuid': case 'dev': case 'nodev': case 'relatime': case 'noatime': break;

@@ -48,6 +48,8 @@ link dist/mgmt/gfsd.js /usr/local/bin/gfsd
 link dist/brickd/main.js /usr/local/bin/gfs-brickd
 link dist/client/main.js /usr/local/bin/gfs-mount
 link dist/client/mount-gfs.js /sbin/mount.gfs
+# `mount -t glusterfs` (the Kubernetes in-tree plugin's) reaches gfs too, unless GlusterFS's own client is installed.
+[ -e /sbin/mount.glusterfs ] && [ ! -L /sbin/mount.glusterfs ] || link dist/client/mount-gfs.js /sbin/mount.glusterfs
 link dist/provision/main.js /usr/local/bin/gfs-provisioner
 link dist/provision/cli.js /usr/local/bin/gfs-provisioner-cli
 link dist/csi/main.js /usr/local/bin/gfs-csi

@@ -256,6 +256,11 @@ test('mount -t gfs through mount.gfs, and read-only mounts', async (t) => {
   t.is(await fs.readFile(join(mp, 'hello'), 'utf8'), 'world');
   t.is(await errnoOf(fs.writeFile(join(mp, 'new'), 'x')), 'EROFS');
   t.is(await errnoOf(fs.unlink(join(mp, 'hello'))), 'EROFS');
+  t.is((await run('umount', [mp])).code, 0);
+  // What the Kubernetes in-tree glusterfs plugin runs (the seed's StorageClass on Kubernetes <= 1.25).
+  const intree = await run('mount', ['-t', 'glusterfs', '-o', `auto_unmount,log-level=ERROR,backup-volfile-servers=${c.nodes[0].host}`, `${c.addr()}:mt`, mp]);
+  t.is(intree.code, 0, intree.stderr);
+  t.is(await fs.readFile(join(mp, 'hello'), 'utf8'), 'world');
 });
 
 test('bad input: malformed spec, unknown volume, a brick that is down', async (t) => {
