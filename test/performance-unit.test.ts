@@ -65,6 +65,19 @@ test('md-cache answers repeated lookups, stats and absent security xattrs from t
   t.is(spy.n('getxattr'), 0);
 });
 
+test('md-cache remembers a getxattr miss on security.capability (asked before every write)', async (t) => {
+  const { spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
+  // Made below the cache, so the cache knows nothing of it (as after its entry expired).
+  const fd = await file(spy as unknown as Xlator, '/w', 'x');
+  const gfid = (await spy.fstat(c, fd)).gfid;
+  const before = spy.n('getxattr');
+  for (let i = 0; i < 5; i++) {
+    await t.throwsAsync(top.getxattr(c, { path: '/w', gfid }, 'security.capability'), { message: /ENODATA/ });
+    await top.write(c, fd, i, Buffer.from('y'));
+  }
+  t.is(spy.n('getxattr') - before, 1, 'one round trip for five writes');
+});
+
 test('md-cache fills from readdirp and drops entries on every change through it', async (t) => {
   const { spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
   const fd = await file(top, '/f', 'abc');

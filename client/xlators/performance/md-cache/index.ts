@@ -168,7 +168,30 @@ export class MdCache extends PassThrough implements Xlator {
         return Buffer.from(v);
       }
     }
-    return this.child.getxattr(ctx, loc, name);
+    if (!this.on || !this.xattrNames.includes(name)) return this.child.getxattr(ctx, loc, name);
+    // A miss on a name the kernel asks before every write (security.capability): remember the
+    // answer, else each write after the entry expired costs a round trip of its own.
+    const since = this.gen;
+    try {
+      const v = await this.child.getxattr(ctx, loc, name);
+      this.noteXattr(loc, name, Buffer.from(v), since);
+      return v;
+    } catch (e) {
+      if (toErrno(e) === 'ENODATA') this.noteXattr(loc, name, null, since);
+      throw e;
+    }
+  }
+
+  private noteXattr(loc: Loc, name: string, value: Buffer | null, since: number): void {
+    if (since !== this.gen) return;
+    let e = this.cache.get(loc.path);
+    if (!e) {
+      if (!loc.gfid) return;
+      e = { gfid: loc.gfid };
+      this.cache.set(loc.path, e);
+    }
+    if (loc.gfid && e.gfid !== loc.gfid) return;
+    (e.xattrs ??= new Map()).set(name, value);
   }
 
   // --- changes: drop what they touch ---
