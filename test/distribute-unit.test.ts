@@ -165,3 +165,20 @@ test('rename of a directory onto a non-empty one fails on every child, whichever
   await dht.rename(C, { path: '/a' }, { path: '/empty' });
   t.true(kids.every((k) => !k.names.has('/a') && k.names.has('/empty')));
 });
+
+test('a directory answers the same attributes from lookup, a second lookup and its parent\'s listing', async (t) => {
+  const { kids, dht } = await setup(2);
+  await dht.mkdir(C, { path: '/d' }, { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
+  for (let i = 0; i < 10; i++) await touch(dht, `/d/f${i}`);
+  // Make the copies differ, as real bricks do (each holds other entries).
+  kids[1].names.get('/d')!.mtime = 5_000_000_000n;
+  const other = new Distribute('v-dht', {}, kids, xctx);
+  const first = (await other.lookup(C, { path: '/d' })).iatt;
+  const second = (await other.lookup(C, { path: '/d' })).iatt;
+  const listed = (await other.readdirp(C, { path: '/' })).find((e) => e.name === 'd')!.iatt;
+  for (const a of [second, listed]) {
+    t.is(a.size, first.size);
+    t.is(a.mtime, first.mtime);
+  }
+  t.is(first.mtime, 5_000_000_000n, 'the latest time of the copies');
+});

@@ -14,7 +14,7 @@ import {
 } from '../../../../common/types.js';
 import type { XlatorContext } from '../../registry.js';
 import { decodeRange, encodeRange, Layout, LAYOUT_XATTR, LINKTO_XATTR, newLayout } from './layout.js';
-import { mergeDirents } from './readdir.js';
+import { mergeDirents, mergeDirIatts } from './readdir.js';
 import { renameFile, linkFile } from './rename.js';
 
 export const OPTIONS: readonly OptionDef[] = [
@@ -33,11 +33,6 @@ export function isLinkto(iatt: Iatt, xattrs: Record<string, Buffer>): boolean {
   return isReg(iatt.mode) && (iatt.mode & 0o7777) === LINKTO_MODE && iatt.size === 0n && LINKTO_XATTR in xattrs;
 }
 
-/** The first copy's attributes with the latest times of all copies. */
-function mergeDirIatts(iatts: Iatt[]): Iatt {
-  const max = (a: bigint, b: bigint) => (a > b ? a : b);
-  return iatts.reduce((out, a) => ({ ...out, atime: max(out.atime, a.atime), mtime: max(out.mtime, a.mtime), ctime: max(out.ctime, a.ctime) }));
-}
 
 /** Where a name resolved: a directory (on every child) or a file on one child. */
 export type Located = { dir: true; iatt: Iatt } | { dir: false; subvol: number; iatt: Iatt };
@@ -242,7 +237,8 @@ export class Distribute extends PassThrough implements Xlator {
    *  there only (GlusterFS's dht_iatt_merge). */
   private async mergedDirIatt(ctx: Ctx, loc: Loc, first: Iatt): Promise<Iatt> {
     const res = await this.onAll((c) => c.stat(ctx, loc));
-    return mergeDirIatts([first, ...res.filter((r) => r.ok && isDir(r.value.mode)).map((r) => (r as { value: Iatt }).value)]);
+    const copies = res.filter((r) => r.ok && isDir(r.value.mode)).map((r) => (r as { value: Iatt }).value);
+    return copies.length ? mergeDirIatts(copies) : first;
   }
 
   override async stat(ctx: Ctx, loc: Loc): Promise<Iatt> {
