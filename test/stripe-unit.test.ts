@@ -8,6 +8,7 @@ import { Stripe } from '../client/xlators/cluster/stripe/index.js';
 import { BLOCK_XATTR, COUNT_XATTR, INDEX_XATTR, SIZE_XATTR } from '../client/xlators/cluster/stripe/size.js';
 import { ROOT_CTX as C, S_IFDIR, S_IFREG } from '../common/types.js';
 import { memChildren, newGfid, type MemXlator } from './support/mem-xlator.js';
+import { prng as rng } from './support/fsx.js';
 
 const log = pino({ level: 'silent' });
 const xctx = { log, volume: 'v', volumeId: 'id', secret: 's', rootCtx: C };
@@ -25,17 +26,6 @@ async function createFile(st: Stripe, path: string, flags = O_RDWR) {
 
 const pieceLens = (kids: MemXlator[], path: string) => kids.map((k) => k.names.get(path)!.data.length);
 
-/** A small deterministic PRNG (mulberry32), so a failing run can be repeated from its seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('chunk arithmetic: the seed\'s piece sizes, and pieces give back the size', (t) => {
   const g: Geometry = { block: 128 * K, count: 2 };

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cluster, pidsUnder, sh } from './harness.js';
+import { prng as rng } from './support/fsx.js';
 
 const SUBNET = 60;
 const K = 1024;
@@ -25,17 +26,6 @@ async function stripeVolume(t: Parameters<typeof Cluster.start>[0], name: string
   return { c, mp, bricks: list.map(([n, b]) => c.brick(n, b)) };
 }
 
-/** mulberry32: a small PRNG, so a failing run can be repeated from the printed seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('the seed: dd 10M and 20M on a 2-brick striped volume leave the exact piece sizes; data identical', async (t) => {
   t.timeout(30 * 60_000, '30,000 writes of 1 KiB through FUSE on a shared machine'); // a limit, not a measure
