@@ -48,6 +48,25 @@ async function undo(host: string, dir: boolean): Promise<void> {
   await (dir ? rmdir(host) : unlink(host)).catch(() => undefined);
 }
 
+/** Makes a just-created entry ours: its gfid, the caller's ownership, the creation xattrs (after
+ *  `adjust`, e.g. a mode the creating tool could not set); on any failure the entry is removed,
+ *  so a failed create leaves nothing behind. Returns its attributes. */
+export async function finishEntry(
+  host: string, gfid: string, owner: { uid: number; gid: number }, xattrs: Record<string, Buffer> | undefined,
+  dir: boolean, adjust?: () => Promise<void>,
+): Promise<Iatt> {
+  try {
+    await writeGfid(host, gfid);
+    await lchown(host, owner.uid, owner.gid);
+    await adjust?.();
+    await applyCreateXattrs(host, xattrs);
+    return await iattOf(host);
+  } catch (err) {
+    await undo(host, dir);
+    throw err;
+  }
+}
+
 export async function lookup(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<LookupReply> {
   const hp = await b.resolve(loc.path);
   const iatt = await iattOf(hp.host, hp.isRoot);
@@ -99,15 +118,7 @@ export async function mkdirOp(b: Brick, ctx: Ctx, loc: { path: string }, args: C
   let mode = args.mode & ~args.umask & 0o7777;
   if (owner.setgid) mode |= S_ISGID;
   await mkdir(hp.host, mode);
-  try {
-    await writeGfid(hp.host, gfid);
-    await lchown(hp.host, owner.uid, owner.gid);
-    await applyCreateXattrs(hp.host, args.xattrs);
-    return await iattOf(hp.host);
-  } catch (err) {
-    await undo(hp.host, true);
-    throw err;
-  }
+  return finishEntry(hp.host, gfid, owner, args.xattrs, true);
 }
 
 export async function symlinkOp(b: Brick, ctx: Ctx, target: string, loc: { path: string }, args: CreateArgs): Promise<Iatt> {
@@ -117,15 +128,7 @@ export async function symlinkOp(b: Brick, ctx: Ctx, target: string, loc: { path:
   const gfid = checkGfid(args.gfid);
   const owner = await newOwner(ctx, hp.parent);
   await symlink(target, hp.host);
-  try {
-    await writeGfid(hp.host, gfid);
-    await lchown(hp.host, owner.uid, owner.gid);
-    await applyCreateXattrs(hp.host, args.xattrs);
-    return await iattOf(hp.host);
-  } catch (err) {
-    await undo(hp.host, false);
-    throw err;
-  }
+  return finishEntry(hp.host, gfid, owner, args.xattrs, false);
 }
 
 export async function linkOp(b: Brick, from: { path: string }, to: { path: string }): Promise<Iatt> {

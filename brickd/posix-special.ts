@@ -3,12 +3,12 @@
 // nanosecond timestamps (lutimes takes float seconds; `touch -h -d @S.N` fixes what it rounded).
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { lchown, lstat, lutimes, open, chmod, rmdir, unlink } from 'node:fs/promises';
+import { lstat, lutimes, open, chmod } from 'node:fs/promises';
 import { FsError, type Errno } from '../common/errors.js';
 import type { CreateArgs, Ctx, Iatt } from '../common/types.js';
 import type { Brick } from './brick.js';
-import { checkGfid, iattOf, writeGfid } from './iatt.js';
-import { applyCreateXattrs, newOwner, refuseRoot } from './posix-entry.js';
+import { checkGfid } from './iatt.js';
+import { finishEntry, newOwner, refuseRoot } from './posix-entry.js';
 
 const S_IFMT = 0o170000;
 const S_IFSOCK = 0o140000;
@@ -83,16 +83,9 @@ export async function mknodOp(b: Brick, ctx: Ctx, loc: { path: string }, rdev: n
     case S_IFSOCK: await tool(process.execPath, ['-e', BIND_SOCKET, hp.name], hp.parent); break;
     default: throw new FsError('EINVAL', `mknod of unknown file type ${type.toString(8)}`);
   }
-  try {
-    await writeGfid(hp.host, gfid);
-    await lchown(hp.host, owner.uid, owner.gid);
-    if (perm & 0o6000 || type === S_IFSOCK) await chmod(hp.host, perm); // the tools and bind honour the umask
-    await applyCreateXattrs(hp.host, args.xattrs);
-    return await iattOf(hp.host);
-  } catch (err) {
-    await unlink(hp.host).catch(() => rmdir(hp.host).catch(() => undefined));
-    throw err;
-  }
+  // The tools and bind honour the umask and drop set-id bits: set the mode they could not.
+  return finishEntry(hp.host, gfid, owner, args.xattrs, false,
+    perm & 0o6000 || type === S_IFSOCK ? () => chmod(hp.host, perm) : undefined);
 }
 
 const FL = { KEEP_SIZE: 1, PUNCH_HOLE: 2, COLLAPSE_RANGE: 8, ZERO_RANGE: 16, INSERT_RANGE: 32 } as const;
