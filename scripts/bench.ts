@@ -1,6 +1,8 @@
 // scripts/bench: the workloads of the performance issue on the local disk, a minimal fuse-native
 // passthrough (the ceiling for a Node FUSE client) and gfs volumes with all bricks on 127.0.0.1,
-// medians over repeated runs, each gfs figure as a ratio to the passthrough and to the local disk.
+// medians over repeated runs, each gfs figure as a ratio to the passthrough and to the local disk;
+// where GlusterFS is installed, also on real GlusterFS volumes of the same shapes (scripts/gluster.ts),
+// each gfs figure then also as a ratio to the GlusterFS volume of its shape.
 // Usage: npm run bench -- [--quick] [--runs N] [--size MiB] [--targets a,b] [--workloads a,b]
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cluster } from '../test/harness.js';
+import { Gluster, GLUSTER_INSTALL, GLUSTER_VOLUMES } from './gluster.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -19,7 +22,13 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log('usage: npm run bench -- [--quick] [--profile] [--runs N] [--size MiB] [--targets local,passthrough,dist2,rep2,stripe2,dist-rep2x2] [--workloads seqwrite,seqread,randwrite,randread,create,ls,delete,untar,dbench]');
+  console.log('usage: npm run bench -- [--quick] [--profile] [--runs N] [--size MiB] [--targets local,passthrough,dist2,rep2,stripe2,dist-rep2x2,gluster-dist2,gluster-rep2,gluster-dist-rep2x2] [--workloads seqwrite,seqread,randwrite,randread,create,ls,delete,untar,dbench]');
+  console.log('  gluster-*  the same workloads on a real GlusterFS volume of that shape (bricks and mount on this host;');
+  console.log('             not in the default targets). Needs root and Debian\'s GlusterFS:');
+  console.log(`               ${GLUSTER_INSTALL}`);
+  console.log('             A running glusterd is used; otherwise the bench starts one (brick ports from 59152) and stops');
+  console.log('             it, leaving no mounts or GlusterFS processes behind.');
+  console.log('             Each gfs column then also shows its speed relative to gluster-<its shape> (gl): above 1, gfs is faster.');
   console.log('  --profile  after each workload on a gfs volume, print the FUSE requests and brick calls it took, by total time');
   process.exit(0);
 }
@@ -178,6 +187,18 @@ async function main(): Promise<void> {
   const results = new Map<string, Map<string, number>>();
   const skipped: string[] = [];
   let cluster: Cluster | undefined;
+  let gluster: Gluster | string | undefined;
+  // Interrupted, still unmount and stop what was started (GlusterFS daemons outlive the bench otherwise).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`bench: ${sig}, cleaning up\n`);
+      void (async () => {
+        for (const c of [...cleanups].reverse()) await c().catch(() => {});
+        await rm(root, { recursive: true, force: true }).catch(() => {});
+        process.exit(130);
+      })();
+    });
+  }
   try {
     for (const name of wanted) {
       let target: Target | string;
@@ -188,8 +209,16 @@ async function main(): Promise<void> {
       } else if (name === 'passthrough') {
         target = await passthrough(root);
       } else if (VOLUMES[name]) {
-        cluster ??= await Cluster.start(fakeT, { nodes: 1, subnet: 99 });
+        cluster ??= await Cluster.start(fakeT, { nodes: 1, subnet: Number(process.env.GFS_BENCH_SUBNET ?? 99) });
         target = await gfsVolume(cluster, name);
+      } else if (GLUSTER_VOLUMES[name]) {
+        if (gluster === undefined) {
+          gluster = await Gluster.start(join(root, 'gluster'));
+          const g = gluster;
+          if (typeof g !== 'string') cleanups.push(() => g.stop());
+        }
+        const g = gluster;
+        target = typeof g === 'string' ? g : await g.volume(name).then((m) => (typeof m === 'string' ? m : { name, gfs: false, ...m }));
       } else {
         throw new Error(`unknown target ${name}`);
       }
@@ -223,7 +252,9 @@ async function main(): Promise<void> {
 }
 
 function print(workloads: Workload[], results: Map<string, Map<string, number>>, skipped: string[]): void {
-  const names = [...results.keys()];
+  // A GlusterFS column goes next to the gfs column of its shape.
+  const names = [...results.keys()].filter((n) => !GLUSTER_VOLUMES[n] || !results.has(n.slice('gluster-'.length)));
+  for (const n of results.keys()) if (GLUSTER_VOLUMES[n] && results.has(n.slice('gluster-'.length))) names.splice(names.indexOf(n.slice('gluster-'.length)) + 1, 0, n);
   const lines: string[][] = [['workload', ...names]];
   for (const w of workloads) {
     const base = results.get('passthrough')?.get(w.name);
@@ -232,11 +263,14 @@ function print(workloads: Workload[], results: Map<string, Map<string, number>>,
     lines.push([`${w.label} (${w.unit})`, ...names.map((n) => {
       const v = results.get(n)?.get(w.name);
       if (v === undefined) return 'n/a';
-      return n === 'local' || n === 'passthrough' ? fmt(v, w.unit) : `${fmt(v, w.unit)} (${ratio(v, base)} pt, ${ratio(v, local)} local)`;
+      if (n === 'local' || n === 'passthrough') return fmt(v, w.unit);
+      const gl = results.get(`gluster-${n}`)?.get(w.name);
+      return `${fmt(v, w.unit)} (${ratio(v, base)} pt, ${ratio(v, local)} local${gl === undefined ? '' : `, ${ratio(v, gl)} gl`})`;
     })]);
   }
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
-  console.log(`\nmedians of ${RUNS} run(s); ratios are speed relative to the passthrough (pt) and the local disk: above 1 is faster\n`);
+  const gl = names.some((n) => GLUSTER_VOLUMES[n]) ? ' and, for a gfs volume, the GlusterFS volume of the same shape (gl, gluster-<shape>)' : '';
+  console.log(`\nmedians of ${RUNS} run(s); ratios are speed relative to the passthrough (pt), the local disk${gl}: above 1 is faster\n`);
   for (const l of lines) console.log(`| ${l.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`);
   for (const s of skipped) console.log(`skipped ${s}`);
 }
