@@ -25,10 +25,10 @@ export async function newOwner(ctx: Ctx, parent: string): Promise<NewOwner> {
 /** The requested xattrs of host that exist. */
 export async function readNamed(host: string, names: readonly string[] | undefined): Promise<Record<string, Buffer>> {
   const out: Record<string, Buffer> = {};
-  for (const name of names ?? []) {
-    const v = await xget(host, name);
-    if (v) out[name] = v;
-  }
+  if (!names?.length) return out;
+  // All at once: each read is a trip to libuv's thread pool.
+  const values = await Promise.all(names.map((n) => xget(host, n)));
+  names.forEach((n, i) => { if (values[i]) out[n] = values[i]!; });
   return out;
 }
 

@@ -2,7 +2,7 @@
 // one table of handlers that convert brick.proto messages to and from the posix-* operations.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { FsError, toErrno } from '../common/errors.js';
+import { FsError, toErrno, toFsError } from '../common/errors.js';
 import type { CreateArgs, Ctx, Flock, LockCmd, LockType } from '../common/types.js';
 import { MD, authError, ctxFromMetadata, iattToWire, setattrFromWire, toGrpcError, type WireSetattr } from '../common/wire.js';
 import type { Brick } from './brick.js';
@@ -112,40 +112,103 @@ function pathOf(req: Wire): string {
   return String(req?.loc?.path ?? req?.from?.path ?? (req?.fd !== undefined ? `fd ${req.fd}` : ''));
 }
 
+/** Runs one operation: the handler's answer, or its failure as an FsError, logged as GlusterFS's
+ * server logs it (unexpected failures always, everything else at debug). */
+async function runOp(name: string, h: Handler, brick: Brick, ctx: Ctx, req: Wire, signal: AbortSignal): Promise<Wire> {
+  const started = process.hrtime.bigint();
+  try {
+    const res = await h(brick, ctx, req, signal);
+    if (brick.log.isLevelEnabled('debug')) brick.log.debug({ op: name, path: pathOf(req), ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'ok');
+    return res;
+  } catch (err) {
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const errno = toErrno(err);
+    if (errno === 'EIO' && !(err instanceof FsError)) {
+      brick.log.error({ op: name, path: pathOf(req), ms, err, stack: (err as Error)?.stack }, 'unexpected failure');
+    } else if (brick.log.isLevelEnabled('debug')) {
+      brick.log.debug({ op: name, path: pathOf(req), ms, errno }, (err as Error)?.message ?? String(err));
+    }
+    throw toFsError(err);
+  }
+}
+
+function refused(call: { metadata: grpc.Metadata; getPeer(): string }, name: string, brick: Brick, auth: AuthConfig): grpc.ServiceError | null {
+  const why = checkAuth(call.metadata, auth);
+  if (!why) return null;
+  brick.log.warn({ op: name, peer: call.getPeer(), reason: why }, 'refused unauthenticated call');
+  return authError(`${why} for volume ${brick.config.volume}`);
+}
+
 function wrap(name: string, h: Handler, brick: Brick, auth: AuthConfig): grpc.handleUnaryCall<Wire, Wire> {
   return (call, callback) => {
-    const why = checkAuth(call.metadata, auth);
-    if (why) {
-      brick.log.warn({ op: name, peer: call.getPeer(), reason: why }, 'refused unauthenticated call');
-      callback(authError(`${why} for volume ${brick.config.volume}`));
+    const denied = refused(call, name, brick, auth);
+    if (denied) {
+      callback(denied);
       return;
     }
-    const ctx = ctxFromMetadata(call.metadata);
-    const started = process.hrtime.bigint();
     const abort = new AbortController();
     call.on('cancelled', () => abort.abort());
-    let result: Promise<Wire>;
-    try {
-      result = h(brick, ctx, call.request ?? {}, abort.signal);
-    } catch (err) {
-      result = Promise.reject(err);
+    runOp(name, h, brick, ctxFromMetadata(call.metadata), call.request ?? {}, abort.signal)
+      .then((res) => callback(null, res), (err: unknown) => callback(toGrpcError(err)));
+  };
+}
+
+/** The oneof field of FopRequest/FopReply for each rpc: its name in lower case. */
+const BY_FIELD = new Map(Object.entries(HANDLERS).filter(([n]) => n !== 'Ping').map(([n, h]) => [n.toLowerCase(), { name: n, h }]));
+
+function callerCtx(c: Wire | null | undefined): Ctx {
+  return { uid: Number(c?.uid ?? 65534), gid: Number(c?.gid ?? 65534), groups: ((c?.groups ?? []) as number[]).map(Number), pid: Number(c?.pid ?? 0) };
+}
+
+/** The Session stream: every request runs at once and is answered, by id, when it finishes. */
+function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<Wire, Wire> {
+  return (call) => {
+    const denied = refused(call, 'Session', brick, auth);
+    if (denied) {
+      call.emit('error', denied);
+      return;
     }
-    result.then(
-      (res) => {
-        if (brick.log.isLevelEnabled('debug')) brick.log.debug({ op: name, path: pathOf(call.request), ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'ok');
-        callback(null, res);
-      },
-      (err: unknown) => {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        const errno = toErrno(err);
-        if (errno === 'EIO' && !(err instanceof FsError)) {
-          brick.log.error({ op: name, path: pathOf(call.request), ms, err, stack: (err as Error)?.stack }, 'unexpected failure');
-        } else {
-          if (brick.log.isLevelEnabled('debug')) brick.log.debug({ op: name, path: pathOf(call.request), ms, errno }, (err as Error)?.message ?? String(err));
-        }
-        callback(toGrpcError(err));
-      },
-    );
+    const running = new Map<number, AbortController>();
+    let closed = false;
+    let ending = false;
+    const finish = () => {
+      if (ending && !closed && running.size === 0) {
+        closed = true;
+        call.end();
+      }
+    };
+    const stop = () => {
+      closed = true;
+      for (const a of running.values()) a.abort();
+      running.clear();
+    };
+    call.on('cancelled', stop);
+    call.on('error', stop);
+    call.on('end', () => { ending = true; finish(); });
+    call.on('data', (m: Wire) => {
+      const id = Number(m.id);
+      if (m.cancel) {
+        running.get(id)?.abort();
+        return;
+      }
+      const field = String(m.req ?? '');
+      const op = BY_FIELD.get(field);
+      if (!op) {
+        if (!closed) call.write({ id, errno: 'ENOSYS', message: `no operation '${field}' on this brick` });
+        return;
+      }
+      const abort = new AbortController();
+      running.set(id, abort);
+      runOp(op.name, op.h, brick, callerCtx(m.caller), m[field] ?? {}, abort.signal).then(
+        (res) => ({ id, [field]: res }),
+        (err: FsError) => ({ id, errno: err.errno, message: err.message }),
+      ).then((reply) => {
+        if (running.get(id) !== abort) return; // the stream went away
+        running.delete(id);
+        if (!closed) call.write(reply);
+        finish();
+      });
+    });
   };
 }
 
@@ -153,5 +216,6 @@ function wrap(name: string, h: Handler, brick: Brick, auth: AuthConfig): grpc.ha
 export function brickImplementation(brick: Brick, auth: AuthConfig): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, h] of Object.entries(HANDLERS)) impl[name] = wrap(name, h, brick, auth);
+  impl.Session = session(brick, auth);
   return impl;
 }

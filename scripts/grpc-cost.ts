@@ -2,14 +2,16 @@
 // channel options gfs uses, in one process (server and client share the event loop) or against a
 // server in a child process (as a mount talks to a brick). Prints small-call latency at
 // concurrency 1 and 16, and bulk throughput moving 1 GiB as 1 MiB reads and writes.
-// Usage: node dist/scripts/grpc-cost.js [--calls N] [--mib N] [--serve]
+// With --brick: the cost of each kind of file operation through protocol/client (the Session
+// stream) against a real gfs-brickd on a temp directory, at concurrency 1 and 16.
+// Usage: node dist/scripts/grpc-cost.js [--calls N] [--mib N] [--serve] [--brick]
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { brickService, CHANNEL_OPTIONS, SERVER_OPTIONS } from '../common/proto.js';
 
-const { values } = parseArgs({ options: { calls: { type: 'string' }, mib: { type: 'string' }, serve: { type: 'boolean' }, inproc: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { calls: { type: 'string' }, mib: { type: 'string' }, serve: { type: 'boolean' }, inproc: { type: 'boolean' }, brick: { type: 'boolean' } } });
 const CALLS = Number(values.calls ?? 5000);
 const MIB = Number(values.mib ?? 1024);
 const BLOCK = 1024 * 1024;
@@ -61,7 +63,55 @@ async function measure(port: number, where: string): Promise<void> {
   client.close();
 }
 
+/** Per-operation cost through protocol/client against a real brick daemon. */
+async function brickOps(): Promise<void> {
+  const { startBrickd, cleanup, HOST } = await import('../test/brickd-harness.js');
+  const { create } = await import('../client/xlators/protocol/client/index.js');
+  const { createLogger } = await import('../common/log.js');
+  const { ROOT_CTX } = await import('../common/types.js');
+  const { newGfid } = await import('../common/gfid.js');
+  const d = await startBrickd();
+  const xl = create('cost-client', { 'remote-host': HOST, 'remote-subvolume': d.brick, 'remote-port': d.port }, [],
+    { log: createLogger('grpc-cost', 'warn'), volume: 'testvol', volumeId: d.volumeId, secret: d.secret, rootCtx: ROOT_CTX });
+  try {
+    await xl.init();
+    const ctx = ROOT_CTX;
+    const args = () => ({ mode: 0o100644, umask: 0o022, gfid: newGfid(), xattrs: {} });
+    const made = await xl.create(ctx, { path: '/data' }, 2, args());
+    await xl.write(ctx, made.fd, 0, Buffer.alloc(1 << 20, 1));
+    const block = Buffer.alloc(4096, 3);
+    let n = 0;
+    const ops: [string, () => Promise<unknown>][] = [
+      ['lookup (exists)', () => xl.lookup(ctx, { path: '/data' })],
+      ['lookup (missing)', () => xl.lookup(ctx, { path: `/none${n++}` }).catch(() => undefined)],
+      ['lookup + 4 xattrs', () => xl.lookup(ctx, { path: '/data' }, ['security.selinux', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'])],
+      ['create + release', async () => { const r = await xl.create(ctx, { path: `/f${n++}` }, 0o101, args()); await xl.release(ctx, r.fd); }],
+      ['setattr mtime', () => xl.setattr(ctx, { path: '/data' }, { mtime: 1_900_000_000_123_456_789n })],
+      ['write 4 KiB', () => xl.write(ctx, made.fd, (n++ % 256) * 4096, block)],
+      ['read 4 KiB', () => xl.read(ctx, made.fd, (n++ % 256) * 4096, 4096)],
+    ];
+    for (const [what, fn] of ops) {
+      for (let i = 0; i < 50; i++) await fn();
+      for (const conc of [1, 16]) {
+        const t = performance.now();
+        let next = 0;
+        await Promise.all(Array.from({ length: conc }, async () => { while (next++ < CALLS) await fn(); }));
+        const ms = performance.now() - t;
+        console.log(`brick: ${what.padEnd(18)} concurrency ${String(conc).padStart(2)}: ${((ms * 1000) / CALLS).toFixed(0).padStart(5)} us per op`);
+      }
+    }
+    await xl.release(ctx, made.fd);
+  } finally {
+    await xl.fini();
+    await cleanup();
+  }
+}
+
 async function main(): Promise<void> {
+  if (values.brick) {
+    await brickOps();
+    return;
+  }
   if (values.serve) {
     const { port } = await serve();
     process.send?.({ port });

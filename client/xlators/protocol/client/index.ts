@@ -2,7 +2,7 @@
 // gfsd (Portmap, as GlusterFS's client handshake asks glusterd) unless the spec names it, presents
 // the volume's credentials and the caller's ids on every call, and reports child-up/child-down.
 import * as grpc from '@grpc/grpc-js';
-import { FsError } from '../../../../common/errors.js';
+import { FsError, isErrno, type Errno } from '../../../../common/errors.js';
 import { PassThrough, type Xlator } from '../../../../common/fops.js';
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
@@ -32,6 +32,16 @@ interface Options {
   'remote-host': string; 'remote-subvolume': string; 'remote-port': number; 'remote-mgmt-port': number; 'call-timeout': number;
   'reconnect-interval': number; 'ping-timeout': number;
 }
+
+/** A Session request awaiting its reply: settle once, with the error or the reply's message. */
+interface Pending {
+  method: string;
+  deadline: number;
+  settle(err: FsError | null, res?: unknown, cancel?: boolean): void;
+}
+
+/** A Session reply as proto-loader decodes it: res names the oneof field that is set. */
+interface FopReply { id: number; errno: string; message: string; res?: string }
 
 type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => unknown;
 
@@ -63,6 +73,11 @@ export class ProtocolClient extends PassThrough implements Xlator {
   private pinging = false;
   /** Calls on the wire, so a brick declared down fails them at once instead of after call-timeout. */
   private readonly inflight = new Set<(e: FsError) => void>();
+  /** The Session stream on the current channel and its calls awaiting replies, by id. */
+  private session?: { stream: grpc.ClientDuplexStream<unknown, FopReply>; pending: Map<number, Pending> };
+  private nextId = 1;
+  /** Fails session calls past their deadline (one timer for all, not one per call). */
+  private deadlines?: NodeJS.Timeout;
   /** Brick closes sent in the background (release answers at once); locks and fini wait for them. */
   private readonly releasing = new Set<Promise<void>>();
 
@@ -100,6 +115,13 @@ export class ProtocolClient extends PassThrough implements Xlator {
     this.closed = true;
     clearTimeout(this.retry);
     clearInterval(this.heartbeat);
+    this.dropChannel();
+  }
+
+  /** Closes the channel and its session; the next call connects again. */
+  private dropChannel(): void {
+    this.session?.stream.cancel();
+    this.session = undefined;
     this.client?.close();
     this.client = undefined;
   }
@@ -146,8 +168,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
   private declareDown(why: string): void {
     if (!this.up) return;
     this.log.warn({ brick: this.brick, why }, 'brick timed out');
-    this.client?.close();
-    this.client = undefined;
+    this.dropChannel();
     const err = new FsError('ENOTCONN', `brick ${this.brick} is down: ${why}`);
     for (const fail of [...this.inflight]) fail(err);
     this.setUp(false);
@@ -180,7 +201,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     this.log.info({ from, to: this.brick }, 'brick moved');
     this.gen++;
     if (this.up) this.declareDown(`brick moved to ${this.brick}`);
-    else { this.client?.close(); this.client = undefined; }
+    else this.dropChannel();
   }
 
   private async portmap(): Promise<number> {
@@ -228,7 +249,9 @@ export class ProtocolClient extends PassThrough implements Xlator {
     return this.connecting;
   }
 
-  /** One unary call. A brick that cannot be reached drops the channel so the next call asks portmap again. */
+  /** One operation on the brick: Ping as a unary call (the handshake and heartbeat), everything
+   * else as one message each way on the channel's Session stream. A brick that cannot be reached
+   * drops the channel so the next call asks portmap again. */
   private async call<T = any>(method: string, req: unknown, ctx: Ctx, timeoutMs = this.opts['call-timeout'] * 1000): Promise<T> {
     let client: grpc.Client;
     try {
@@ -237,8 +260,12 @@ export class ProtocolClient extends PassThrough implements Xlator {
       this.setUp(false);
       throw e instanceof FsError ? new FsError(e.errno === 'ENOENT' ? 'ENOTCONN' : e.errno, e.message) : e;
     }
-    const md = ctxToMetadata(ctx, this.xctx.volumeId, this.xctx.secret);
     if (ctx.signal?.aborted) throw new FsError('EINTR', `${method} on ${this.brick}: interrupted`);
+    return method === 'Ping' ? this.unary<T>(client, method, req, ctx, timeoutMs) : this.viaSession<T>(client, method, req, ctx, timeoutMs);
+  }
+
+  private unary<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
+    const md = ctxToMetadata(ctx, this.xctx.volumeId, this.xctx.secret);
     const started = profileEnabled() ? performance.now() : 0;
     return new Promise<T>((resolve, reject) => {
       const fn = (client as unknown as Record<string, Unary>)[method];
@@ -266,14 +293,83 @@ export class ProtocolClient extends PassThrough implements Xlator {
           return;
         }
         if (err.code === grpc.status.UNAVAILABLE) {
-          this.client?.close();
-          this.client = undefined;
+          this.dropChannel();
           this.setUp(false);
         }
         reject(fromGrpcError(err, `${method} on ${this.brick}`));
       }) as unknown as grpc.ClientUnaryCall;
       this.inflight.add(fail);
       ctx.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** The Session stream of this channel, opened with the volume's credentials on first use. */
+  private sessionOf(client: grpc.Client): { stream: grpc.ClientDuplexStream<unknown, FopReply>; pending: Map<number, Pending> } {
+    if (this.session && this.client === client) return this.session;
+    const md = ctxToMetadata(this.xctx.rootCtx, this.xctx.volumeId, this.xctx.secret);
+    const stream = (client as unknown as { Session(md: grpc.Metadata): grpc.ClientDuplexStream<unknown, FopReply> }).Session(md);
+    const s = { stream, pending: new Map<number, Pending>() };
+    stream.on('data', (r: FopReply) => {
+      const p = s.pending.get(Number(r.id));
+      if (!p) return;
+      if (r.errno) {
+        const errno = isErrno(r.errno) ? (r.errno as Errno) : 'EIO';
+        p.settle(new FsError(errno, `${p.method} on ${this.brick}: ${r.message.replace(/^E[A-Z0-9]+: /, '')}`));
+      } else {
+        p.settle(null, r.res ? (r as unknown as Record<string, unknown>)[r.res] ?? {} : {});
+      }
+    });
+    // The stream ends only with the channel: a brick gone (UNAVAILABLE) or a closed channel.
+    const broken = (err?: grpc.ServiceError) => {
+      if (this.session === s) this.session = undefined;
+      const e = err ? fromGrpcError(err, `brick ${this.brick}`) : new FsError('ENOTCONN', `brick ${this.brick}: session closed`);
+      const down = !err || err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED;
+      for (const p of [...s.pending.values()]) p.settle(down ? new FsError('ENOTCONN', e.message) : e);
+      if (down && this.client === client) {
+        this.dropChannel();
+        this.setUp(false);
+      }
+    };
+    stream.on('error', (e: grpc.ServiceError) => broken(e));
+    stream.on('end', () => broken());
+    this.session = s;
+    this.deadlines ??= setInterval(() => this.expire(), 1000);
+    this.deadlines.unref();
+    return s;
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    for (const p of this.session?.pending.values() ?? []) {
+      if (p.deadline <= now) p.settle(new FsError('ETIMEDOUT', `${p.method} on ${this.brick}: no answer in time`), undefined, true);
+    }
+  }
+
+  private viaSession<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
+    const s = this.sessionOf(client);
+    const id = this.nextId++;
+    const started = profileEnabled() ? performance.now() : 0;
+    return new Promise<T>((resolve, reject) => {
+      // An interrupted caller (FUSE INTERRUPT) cancels the request; the brick aborts it.
+      const onAbort = () => p.settle(new FsError('EINTR', `${method} on ${this.brick}: interrupted`), undefined, true);
+      const fail = (e: FsError) => p.settle(e, undefined, true);
+      const p: Pending = {
+        method,
+        deadline: Date.now() + timeoutMs,
+        settle: (err, res, cancel = false) => {
+          if (!s.pending.delete(id)) return;
+          this.inflight.delete(fail);
+          ctx.signal?.removeEventListener('abort', onAbort);
+          if (cancel && this.session === s) s.stream.write({ id, cancel: true });
+          if (started) profileAdd(`rpc.${method}`, performance.now() - started);
+          if (err) reject(err);
+          else resolve(res as T);
+        },
+      };
+      s.pending.set(id, p);
+      this.inflight.add(fail);
+      ctx.signal?.addEventListener('abort', onAbort, { once: true });
+      s.stream.write({ id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, [method.toLowerCase()]: req });
     });
   }
 
