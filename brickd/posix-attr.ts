@@ -28,8 +28,8 @@ export async function setattrOp(b: Brick, loc: { path: string }, attrs: SetattrA
     await truncateOp(b, loc, attrs.size);
   }
   if (attrs.atime !== undefined || attrs.mtime !== undefined) {
-    // To the nanosecond; the time not asked for stays exactly as it was.
-    await setTimes(hp.host, attrs.atime ?? st.atimeNs, attrs.mtime ?? st.mtimeNs);
+    // To the nanosecond; the time not asked for stays exactly as it was (UTIME_OMIT).
+    await setTimes(hp.host, attrs.atime ?? 'omit', attrs.mtime ?? 'omit');
   }
   return iattOf(hp.host, hp.isRoot);
 }

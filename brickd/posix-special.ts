@@ -1,12 +1,15 @@
-// What Node's fs cannot do by itself, done with the standard tools, asynchronously and only when
-// needed: special files (mknod/mkfifo, a socket bound by a child node), fallocate(1), and
-// nanosecond timestamps (lutimes takes float seconds; `touch -h -d @S.N` fixes what it rounded).
+// What Node's fs cannot do by itself: special files (mknod/mkfifo), fallocate, and nanosecond
+// timestamps. With the libc bindings of syscalls.ts (the normal case) these are single syscalls on
+// a worker thread; without them (koffi not loadable) the standard tools do it, asynchronously:
+// mkfifo(1)/mknod(1), a socket bound by a child node, fallocate(1), and `touch -h -d @S.N` to fix
+// what lutimes (float seconds) rounded.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { lstat, lutimes, open, chmod } from 'node:fs/promises';
 import { FsError, type Errno } from '../common/errors.js';
 import type { CreateArgs, Ctx, Iatt } from '../common/types.js';
 import type { Brick } from './brick.js';
+import { sys, warnUnavailable, type TimeSpec } from './syscalls.js';
 import { checkGfid } from './iatt.js';
 import { finishEntry, newOwner, refuseRoot } from './posix-entry.js';
 
@@ -46,11 +49,15 @@ function touchTime(t: bigint): string {
   return `@${neg ? '-' : ''}${a / 1_000_000_000n}.${String(a % 1_000_000_000n).padStart(9, '0')}`;
 }
 
-/** Sets both times of host (never following a final symlink) to the nanosecond. */
-export async function setTimes(host: string, atime: bigint | 'now', mtime: bigint | 'now'): Promise<void> {
+/** Sets the times of host (never following a final symlink) to the nanosecond: a bigint is
+ *  nanoseconds since the epoch, 'now' the current time, 'omit' leaves that time exactly as it is. */
+export async function setTimes(host: string, atime: TimeSpec, mtime: TimeSpec): Promise<void> {
+  if (sys) return sys.utimensat(host, atime, mtime);
+  warnUnavailable();
   const now = BigInt(Date.now()) * 1_000_000n;
-  const a = atime === 'now' ? now : atime;
-  const m = mtime === 'now' ? now : mtime;
+  const old = atime === 'omit' || mtime === 'omit' ? await lstat(host, { bigint: true }) : undefined;
+  const a = atime === 'now' ? now : atime === 'omit' ? old!.atimeNs : atime;
+  const m = mtime === 'now' ? now : mtime === 'omit' ? old!.mtimeNs : mtime;
   await lutimes(host, Number(a) / 1e9, Number(m) / 1e9);
   const st = await lstat(host, { bigint: true });
   if (st.atimeNs !== a) await tool('touch', ['-h', '-a', '-d', touchTime(a), '--', host]);
@@ -69,28 +76,33 @@ export async function mknodOp(b: Brick, ctx: Ctx, loc: { path: string }, rdev: n
   const gfid = checkGfid(args.gfid);
   const type = args.mode & S_IFMT;
   const perm = args.mode & ~args.umask & 0o7777;
-  const oct = perm.toString(8);
   if (await lstat(hp.host).then(() => true, () => false)) throw new FsError('EEXIST', `'${loc.path}' exists`);
   const owner = await newOwner(ctx, hp.parent);
   switch (type) {
     case S_IFREG: case 0:
       await (await open(hp.host, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, perm)).close();
+      return finishEntry(hp.host, gfid, owner, args.xattrs, false, perm & 0o6000 ? () => chmod(hp.host, perm) : undefined);
+    case S_IFIFO: case S_IFCHR: case S_IFBLK: case S_IFSOCK:
       break;
-    case S_IFIFO: await tool('mkfifo', ['-m', oct, '--', hp.name], hp.parent); break;
-    case S_IFCHR: case S_IFBLK:
-      await tool('mknod', ['-m', oct, '--', hp.name, type === S_IFCHR ? 'c' : 'b', String(major(rdev)), String(minor(rdev))], hp.parent);
-      break;
-    case S_IFSOCK: await tool(process.execPath, ['-e', BIND_SOCKET, hp.name], hp.parent); break;
     default: throw new FsError('EINVAL', `mknod of unknown file type ${type.toString(8)}`);
   }
-  // The tools and bind honour the umask and drop set-id bits: set the mode they could not.
-  return finishEntry(hp.host, gfid, owner, args.xattrs, false,
-    perm & 0o6000 || type === S_IFSOCK ? () => chmod(hp.host, perm) : undefined);
+  if (sys) {
+    // mknod(S_IFSOCK) makes the same socket inode a bind would leave behind.
+    await sys.mknodat(hp.host, type | perm, type === S_IFCHR || type === S_IFBLK ? rdev : 0);
+  } else {
+    warnUnavailable();
+    const oct = perm.toString(8);
+    if (type === S_IFIFO) await tool('mkfifo', ['-m', oct, '--', hp.name], hp.parent);
+    else if (type === S_IFSOCK) await tool(process.execPath, ['-e', BIND_SOCKET, hp.name], hp.parent);
+    else await tool('mknod', ['-m', oct, '--', hp.name, type === S_IFCHR ? 'c' : 'b', String(major(rdev)), String(minor(rdev))], hp.parent);
+  }
+  // mknod(2) and the tools honour the umask (and bind drops set-id bits): set the exact mode.
+  return finishEntry(hp.host, gfid, owner, args.xattrs, false, () => chmod(hp.host, perm));
 }
 
 const FL = { KEEP_SIZE: 1, PUNCH_HOLE: 2, COLLAPSE_RANGE: 8, ZERO_RANGE: 16, INSERT_RANGE: 32 } as const;
 
-/** fallocate(2) through fallocate(1) on the open file (by /proc/PID/fd, so renames do not matter). */
+/** fallocate(2) on the open file (without the bindings: fallocate(1) on /proc/PID/fd/N, so renames do not matter). */
 export async function fallocateOp(b: Brick, fd: number, mode: number, offset: number, len: number): Promise<void> {
   const f = b.fds.get(fd);
   if ((f.flags & 3) === constants.O_RDONLY) throw new FsError('EBADF', `fd ${fd} is not open for writing`);
@@ -98,6 +110,9 @@ export async function fallocateOp(b: Brick, fd: number, mode: number, offset: nu
   if (mode & ~(FL.KEEP_SIZE | FL.PUNCH_HOLE | FL.COLLAPSE_RANGE | FL.ZERO_RANGE | FL.INSERT_RANGE)) {
     throw new FsError('EOPNOTSUPP', `fallocate mode ${mode}`);
   }
+  // fallocate(1) -p implies keep-size, as the kernel requires with a punched hole.
+  if (sys) return sys.fallocate(f.fh.fd, mode & FL.PUNCH_HOLE ? mode | FL.KEEP_SIZE : mode, offset, len);
+  warnUnavailable();
   const flags: string[] = [];
   if (mode & FL.PUNCH_HOLE) flags.push('-p');
   else if (mode & FL.COLLAPSE_RANGE) flags.push('-c');

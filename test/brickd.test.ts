@@ -227,6 +227,123 @@ test('setattr sets mode, owner, size and times, and keeps what it omits', async 
   t.is(await errnoOf(c.call('Setattr', { loc: loc('/attrdir'), valid: SETATTR.SIZE, size: 0 })), 'EISDIR');
 });
 
+test('setattr times are exact to the nanosecond; an omitted time keeps every nanosecond', async (t) => {
+  const { fd } = await createFile('/ns');
+  await c.call('Release', { fd });
+  const host = join(d.brick, 'ns');
+  await c.call('Setattr', {
+    loc: loc('/ns'), valid: SETATTR.ATIME | SETATTR.MTIME, atime_sec: 1_900_000_000, atime_nsec: 123_456_789, mtime_sec: 1_800_000_000, mtime_nsec: 987_654_321,
+  });
+  let st = await lstat(host, { bigint: true });
+  t.is(st.atimeNs, 1_900_000_000_123_456_789n);
+  t.is(st.mtimeNs, 1_800_000_000_987_654_321n);
+  // Only mtime (as tar does): atime stays exactly, even a value float seconds cannot hold.
+  const res = await c.call('Setattr', { loc: loc('/ns'), valid: SETATTR.MTIME, mtime_sec: 1_700_000_000, mtime_nsec: 1 });
+  st = await lstat(host, { bigint: true });
+  t.is(st.atimeNs, 1_900_000_000_123_456_789n, 'an omitted atime stays to the nanosecond');
+  t.is(st.mtimeNs, 1_700_000_000_000_000_001n);
+  t.is(Number(res.iatt.mtime_nsec), 1);
+  // Only atime: mtime stays.
+  await c.call('Setattr', { loc: loc('/ns'), valid: SETATTR.ATIME, atime_sec: 1_000_000_000, atime_nsec: 999_999_999 });
+  st = await lstat(host, { bigint: true });
+  t.is(st.atimeNs, 1_000_000_000_999_999_999n);
+  t.is(st.mtimeNs, 1_700_000_000_000_000_001n, 'an omitted mtime stays to the nanosecond');
+  // MTIME_NOW with atime omitted.
+  const before = BigInt(Date.now() - 5000) * 1_000_000n;
+  await c.call('Setattr', { loc: loc('/ns'), valid: SETATTR.MTIME_NOW });
+  st = await lstat(host, { bigint: true });
+  t.true(st.mtimeNs > before);
+  t.is(st.atimeNs, 1_000_000_000_999_999_999n);
+  // A symlink's own times are set, never its target's.
+  await symlink('ns', join(d.brick, 'ns-link'));
+  await c.call('Setattr', { loc: loc('/ns-link'), valid: SETATTR.MTIME, mtime_sec: 1_234_567_890, mtime_nsec: 5 });
+  t.is((await lstat(join(d.brick, 'ns-link'), { bigint: true })).mtimeNs, 1_234_567_890_000_000_005n);
+  t.true((await lstat(host, { bigint: true })).mtimeNs > before, 'the target is untouched');
+  // Before 1970.
+  await c.call('Setattr', { loc: loc('/ns'), valid: SETATTR.MTIME, mtime_sec: -2, mtime_nsec: 250_000_000 });
+  t.is((await lstat(host, { bigint: true })).mtimeNs, -1_750_000_000n);
+  t.is(await errnoOf(c.call('Setattr', { loc: loc('/ns-none'), valid: SETATTR.MTIME, mtime_sec: 1, mtime_nsec: 0 })), 'ENOENT');
+});
+
+test('setattr times: many at once all land exactly', async (t) => {
+  const n = 80; // more than the syscall module runs at once
+  await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const { fd } = await createFile(`/many-${i}`);
+    await c.call('Release', { fd });
+  }));
+  await Promise.all(Array.from({ length: n }, (_, i) =>
+    c.call('Setattr', { loc: loc(`/many-${i}`), valid: SETATTR.MTIME, mtime_sec: 1_600_000_000 + i, mtime_nsec: i })));
+  for (let i = 0; i < n; i++) {
+    t.is((await lstat(join(d.brick, `many-${i}`), { bigint: true })).mtimeNs, BigInt(1_600_000_000 + i) * 1_000_000_000n + BigInt(i));
+  }
+});
+
+test('mknod makes FIFOs, devices and sockets with the exact mode; an existing name is EEXIST', async (t) => {
+  const S_IFIFO = 0o010000, S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFSOCK = 0o140000;
+  const fifo = await c.call('Mknod', { loc: loc('/fifo'), rdev: 0, args: { ...args(newGfid(), S_IFIFO | 0o4755), umask: 0o022 } });
+  let st = await lstat(join(d.brick, 'fifo'));
+  t.true(st.isFIFO());
+  t.is(st.mode & 0o7777, 0o4755);
+  t.truthy(fifo.iatt.gfid);
+  t.is(await errnoOf(c.call('Mknod', { loc: loc('/fifo'), rdev: 0, args: args(newGfid(), S_IFIFO | 0o644) })), 'EEXIST');
+  // rdev in the kernel's encoding: major 4095 and minor 0x12345 use both halves of it.
+  const rdev = (0x45) | (4095 << 8) | (0x123 << 20);
+  await c.call('Mknod', { loc: loc('/chr'), rdev, args: args(newGfid(), S_IFCHR | 0o600) });
+  st = await lstat(join(d.brick, 'chr'));
+  t.true(st.isCharacterDevice());
+  t.is(st.rdev, rdev);
+  t.is(st.mode & 0o7777, 0o600);
+  await c.call('Mknod', { loc: loc('/blk'), rdev: (8 << 8) | 1, args: args(newGfid(), S_IFBLK | 0o640) });
+  st = await lstat(join(d.brick, 'blk'));
+  t.true(st.isBlockDevice());
+  t.is(st.rdev, (8 << 8) | 1);
+  await c.call('Mknod', { loc: loc('/sock'), rdev: 0, args: args(newGfid(), S_IFSOCK | 0o755) });
+  st = await lstat(join(d.brick, 'sock'));
+  t.true(st.isSocket());
+  t.is(st.mode & 0o7777, 0o755);
+  t.is(await errnoOf(c.call('Mknod', { loc: loc('/no-dir/fifo'), rdev: 0, args: args(newGfid(), S_IFIFO | 0o644) })), 'ENOENT');
+});
+
+test('fallocate extends, punches holes keeping the size, refuses unknown modes and read-only fds', async (t) => {
+  const { fd } = await createFile('/falloc', Buffer.alloc(4096, 7));
+  const host = join(d.brick, 'falloc');
+  await c.call('Fallocate', { fd, mode: 0, offset: 0, len: 1 << 20 });
+  t.is((await stat(host)).size, 1 << 20);
+  await c.call('Fallocate', { fd, mode: 1, offset: 1 << 20, len: 1 << 20 }); // KEEP_SIZE
+  t.is((await stat(host)).size, 1 << 20);
+  await c.call('Fallocate', { fd, mode: 3, offset: 0, len: 4096 }); // PUNCH_HOLE | KEEP_SIZE
+  t.is((await stat(host)).size, 1 << 20);
+  t.deepEqual((await c.call('Read', { fd, offset: 0, size: 8 })).data, Buffer.alloc(8));
+  t.is(await errnoOf(c.call('Fallocate', { fd, mode: 0x40, offset: 0, len: 10 })), 'EOPNOTSUPP');
+  await c.call('Release', { fd });
+  const ro = await c.call('Open', { loc: loc('/falloc'), flags: O_RDONLY });
+  t.is(await errnoOf(c.call('Fallocate', { fd: ro.fd, mode: 0, offset: 0, len: 10 })), 'EBADF');
+  await c.call('Release', { fd: ro.fd });
+});
+
+test.serial('without the libc bindings (GFS_BRICK_NO_FFI=1) times and special files still work', async (t) => {
+  process.env.GFS_BRICK_NO_FFI = '1';
+  let d2: Daemon;
+  try {
+    d2 = await startBrickd();
+  } finally {
+    delete process.env.GFS_BRICK_NO_FFI;
+  }
+  const c2 = new BrickClient(d2.port, d2.volumeId, d2.secret);
+  t.teardown(() => c2.close());
+  const res = await c2.call('Create', { loc: loc('/f'), flags: O_RDWR, args: args(newGfid()) });
+  await c2.call('Release', { fd: res.fd });
+  await c2.call('Setattr', { loc: loc('/f'), valid: SETATTR.ATIME | SETATTR.MTIME, atime_sec: 1_900_000_000, atime_nsec: 123_456_789, mtime_sec: 1, mtime_nsec: 2 });
+  await c2.call('Setattr', { loc: loc('/f'), valid: SETATTR.MTIME, mtime_sec: 1_700_000_000, mtime_nsec: 3 });
+  const st = await lstat(join(d2.brick, 'f'), { bigint: true });
+  t.is(st.atimeNs, 1_900_000_000_123_456_789n);
+  t.is(st.mtimeNs, 1_700_000_000_000_000_003n);
+  await c2.call('Mknod', { loc: loc('/fifo'), rdev: 0, args: args(newGfid(), 0o010000 | 0o640) });
+  const fst = await lstat(join(d2.brick, 'fifo'));
+  t.true(fst.isFIFO());
+  t.is(fst.mode & 0o7777, 0o640);
+});
+
 test('xattrs: flags, gfid immutability, listing, xattrop', async (t) => {
   const { fd } = await createFile('/xa');
   await c.call('Release', { fd });
