@@ -8,6 +8,7 @@
 import { close, constants, open } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { LRUCache } from 'lru-cache';
 import { FsError } from '../common/errors.js';
 
 /** The brick's private bookkeeping directory at its root; clients never see it. */
@@ -55,8 +56,37 @@ function closeLater(fd: number): void {
 }
 
 export class Confiner {
+  /** Parent directories already resolved (unresolved host path -> realpath), so an operation
+   * costs no realpath trip to the thread pool. Only this daemon changes the brick's namespace:
+   * it drops entries when a change could alter a resolution (see namespaceChanged). */
+  private readonly parents = new LRUCache<string, string>({ max: 50_000 });
+  /** Cached resolutions that went through a symlink (the unresolved path differs). */
+  private viaLinks = 0;
+
   /** realRoot is the realpath of the brick root. */
   constructor(readonly realRoot: string) {}
+
+  /** After a rename or rmdir every resolution may be stale; after an unlink (never of a
+   * directory) only those that went through a symlink. */
+  namespaceChanged(kind: 'unlink' | 'rmdir' | 'rename'): void {
+    if (kind === 'unlink') {
+      if (this.viaLinks === 0) return;
+      for (const [k, v] of this.parents.entries()) if (k !== v) this.parents.delete(k);
+      this.viaLinks = 0;
+      return;
+    }
+    this.parents.clear();
+    this.viaLinks = 0;
+  }
+
+  private async realParent(unresolved: string): Promise<string> {
+    const hit = this.parents.get(unresolved);
+    if (hit !== undefined) return hit;
+    const real = await realpath(unresolved);
+    this.parents.set(unresolved, real);
+    if (real !== unresolved) this.viaLinks++;
+    return real;
+  }
 
   private inside(p: string): boolean {
     return p === this.realRoot || p.startsWith(this.realRoot.endsWith('/') ? this.realRoot : `${this.realRoot}/`);
@@ -71,7 +101,7 @@ export class Confiner {
       parent = await this.resolveLong(path, parts.slice(0, -1));
     } else if (parts.length > 1) {
       const unresolved = `${this.realRoot}/${parts.slice(0, -1).join('/')}`;
-      parent = await realpath(unresolved);
+      parent = await this.realParent(unresolved);
       if (!this.inside(parent)) throw new FsError('EACCES', `path '${path}' escapes the brick`);
       if (parent === this.realRoot && name === PRIVATE_DIR) {
         throw new FsError('ENOENT', `no such file or directory '${path}'`);

@@ -145,13 +145,21 @@ export async function linkOp(b: Brick, from: { path: string }, to: { path: strin
 export async function unlinkOp(b: Brick, loc: { path: string }): Promise<void> {
   const hp = await b.resolve(loc.path);
   refuseRoot(hp, 'EBUSY', 'unlink');
-  await unlink(hp.host);
+  try {
+    await unlink(hp.host);
+  } finally {
+    b.confiner.namespaceChanged('unlink');
+  }
 }
 
 export async function rmdirOp(b: Brick, loc: { path: string }): Promise<void> {
   const hp = await b.resolve(loc.path);
   refuseRoot(hp, 'EBUSY', 'rmdir');
-  await rmdir(hp.host);
+  try {
+    await rmdir(hp.host);
+  } finally {
+    b.confiner.namespaceChanged('rmdir');
+  }
 }
 
 export async function renameOp(b: Brick, from: { path: string }, to: { path: string }): Promise<void> {
@@ -159,7 +167,11 @@ export async function renameOp(b: Brick, from: { path: string }, to: { path: str
   const dst = await b.resolve(to.path);
   refuseRoot(src, 'EBUSY', 'rename');
   refuseRoot(dst, 'EBUSY', 'rename');
-  await rename(src.host, dst.host);
+  try {
+    await rename(src.host, dst.host);
+  } finally {
+    b.confiner.namespaceChanged('rename');
+  }
 }
 
 export async function readlinkOp(b: Brick, loc: { path: string }): Promise<string> {

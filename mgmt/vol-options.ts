@@ -39,6 +39,9 @@ export const VOLUME_OPTIONS: readonly VolumeOptionDef[] = [
   row('performance.cache-refresh-timeout', 'performance/io-cache', 'cache-timeout', { type: 'int', default: 1, min: 0, max: 60, description: 'Seconds cached data stays valid' }),
   row('performance.stat-prefetch', 'performance/md-cache', 'enable', { type: 'bool', default: true, description: 'Enable the metadata cache (off leaves the translator out of the graph)' }),
   row('performance.md-cache-timeout', 'performance/md-cache', 'timeout', { type: 'int', default: 1, min: 0, max: 600, description: 'Seconds metadata stays cached' }),
+  row('performance.nl-cache', 'performance/nl-cache', 'enable', { type: 'bool', default: true, description: 'Enable the negative-lookup cache: a lookup of a name missing from a directory whose names this client knows (it made or listed it) fails without a brick round trip (off leaves the translator out of the graph)' }),
+  row('performance.nl-cache-timeout', 'performance/nl-cache', 'timeout', { type: 'int', default: 5, min: 0, max: 600, description: 'Seconds a directory\'s known names stay trusted; names made by other clients show after at most this long (as with GlusterFS\'s nl-cache without cache-invalidation)' }),
+  row('performance.nl-cache-limit', 'performance/nl-cache', 'limit', { type: 'int', default: 100000, min: 16, max: 10000000, description: 'Most names the negative-lookup cache keeps, over all directories; a directory with more is not tracked' }),
 ];
 
 const BY_KEY = new Map(VOLUME_OPTIONS.map((d) => [d.key, d]));

@@ -139,6 +139,7 @@ function placeOptions(graph: XlatorSpec, options: Record<string, string>): void 
  *  that switches it off. They sit above the cluster translators. */
 const PERFORMANCE_STACK: readonly { type: string; suffix: string; key: string }[] = [
   { type: 'performance/md-cache', suffix: 'md-cache', key: 'performance.stat-prefetch' },
+  { type: 'performance/nl-cache', suffix: 'nl-cache', key: 'performance.nl-cache' },
   { type: 'performance/io-cache', suffix: 'io-cache', key: 'performance.io-cache' },
   { type: 'performance/read-ahead', suffix: 'read-ahead', key: 'performance.read-ahead' },
   { type: 'performance/write-behind', suffix: 'write-behind', key: 'performance.write-behind' },

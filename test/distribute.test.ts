@@ -258,6 +258,12 @@ test('mount -t gfs through mount.gfs, and read-only mounts', async (t) => {
   t.is(await errnoOf(fs.unlink(join(mp, 'hello'))), 'EROFS');
   t.is((await run('umount', [mp])).code, 0);
   // What the Kubernetes in-tree glusterfs plugin runs (the seed's StorageClass on Kubernetes <= 1.25).
+  // Where GlusterFS's own client is installed, setup leaves its mount.glusterfs alone.
+  const helper = await fs.readlink('/sbin/mount.glusterfs').catch(() => '');
+  if (!helper.endsWith('mount-gfs.js')) {
+    t.log('mount -t glusterfs not checked: /sbin/mount.glusterfs is GlusterFS\'s own');
+    return;
+  }
   const intree = await run('mount', ['-t', 'glusterfs', '-o', `auto_unmount,log-level=ERROR,backup-volfile-servers=${c.nodes[0].host}`, `${c.addr()}:mt`, mp]);
   t.is(intree.code, 0, intree.stderr);
   t.is(await fs.readFile(join(mp, 'hello'), 'utf8'), 'world');

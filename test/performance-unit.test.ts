@@ -4,8 +4,12 @@ import test from 'ava';
 import { FsError } from '../common/errors.js';
 import { PassThrough, type Xlator } from '../common/fops.js';
 import { newGfid } from '../common/gfid.js';
-import { ROOT_CTX, type Ctx, type Fd } from '../common/types.js';
+import { ROOT_CTX, S_IFDIR, type Ctx, type Fd, type Iatt } from '../common/types.js';
 import { MdCache } from '../client/xlators/performance/md-cache/index.js';
+import { NlCache } from '../client/xlators/performance/nl-cache/index.js';
+import { clusterOf, generateSpec } from '../mgmt/volgen.js';
+import type { VolumeDef } from '../mgmt/types.js';
+import type { XlatorSpec } from '../common/spec.js';
 import { WriteBehind } from '../client/xlators/performance/write-behind/index.js';
 import { ReadAhead } from '../client/xlators/performance/read-ahead/index.js';
 import { IoCache } from '../client/xlators/performance/io-cache/index.js';
@@ -14,27 +18,41 @@ import { MemXlator } from './support/mem-xlator.js';
 const c = ROOT_CTX;
 const args = () => ({ mode: 0o644, umask: 0, gfid: newGfid() });
 
-/** Counts calls per operation and can hold writes back or fail them. */
+/** Counts calls per operation (and the paths they named), can hold one operation back or fail
+ *  writes, and stamps the iatts that entry operations answer with the clock (the in-memory brick
+ *  keeps no times). */
 class Spy extends PassThrough {
   readonly counts = new Map<string, number>();
+  readonly paths: string[] = [];
   hold?: Promise<void>;
+  holdOp = 'write';
   failWrites = false;
   constructor(child: Xlator) {
     super('spy', 'test/spy', [child]);
-    for (const op of ['lookup', 'stat', 'readdirp', 'getxattr', 'read', 'write', 'fstat'] as const) {
+    const ops = ['lookup', 'stat', 'readdirp', 'getxattr', 'read', 'write', 'fstat', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'setattr', 'symlink', 'link'] as const;
+    for (const op of ops) {
       const orig = (child as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[op].bind(child);
       (this as unknown as Record<string, unknown>)[op] = async (...a: unknown[]) => {
         this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
-        if (op === 'write') {
-          if (this.hold) await this.hold;
-          if (this.failWrites) throw new FsError('ENOSPC', 'full');
-        }
-        return orig(...a);
+        const loc = a[1] as { path?: string } | undefined;
+        if (loc && typeof loc.path === 'string') this.paths.push(`${op} ${loc.path}`);
+        if (op === this.holdOp && this.hold) await this.hold;
+        if (op === 'write' && this.failWrites) throw new FsError('ENOSPC', 'full');
+        const r = await orig(...a);
+        if (op === 'create') { const c = r as { iatt: Iatt }; return { ...c, iatt: stamp(c.iatt) }; }
+        if (op === 'mkdir' || op === 'symlink' || op === 'link') return stamp(r as Iatt);
+        return r;
       };
     }
   }
   n(op: string) { return this.counts.get(op) ?? 0; }
+  /** Calls of op naming a path that matches re. */
+  named(op: string, re: RegExp) { return this.paths.filter((p) => p.startsWith(`${op} `) && re.test(p.slice(op.length + 1))).length; }
 }
+
+const clock = () => BigInt(Date.now()) * 1_000_000n;
+const stamp = (i: Iatt): Iatt => ({ ...i, ctime: clock(), mtime: clock() });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function stack<T extends Xlator>(make: (child: Xlator) => T) {
   const mem = new MemXlator('mem');
@@ -107,6 +125,206 @@ test('md-cache switched off passes everything through', async (t) => {
 
 test('md-cache rejects unknown options', (t) => {
   t.throws(() => new MdCache('md', { bogus: 1 }, [new MemXlator('m')]), { message: /unknown option 'bogus'/ });
+});
+
+test('md-cache keeps a directory\'s attributes across creates in it, with the change times', async (t) => {
+  const { spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
+  await top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
+  const d0 = await top.stat(c, { path: '/d' });
+  const asked = spy.n('stat') + spy.n('lookup');
+  let last = 0n;
+  for (let i = 0; i < 5; i++) {
+    const { iatt } = await top.create(c, { path: `/d/f${i}` }, 2, args());
+    last = iatt.ctime;
+    const d = await top.stat(c, { path: '/d' });
+    t.true(d.mtime >= iatt.ctime && d.ctime >= iatt.ctime, 'the directory changed when the file was made');
+    t.is(d.nlink, d0.nlink);
+    // The new file's own attributes come from the create's answer too.
+    t.is((await top.stat(c, { path: `/d/f${i}` })).gfid, iatt.gfid);
+  }
+  t.true(last > 0n);
+  t.is(spy.n('stat') + spy.n('lookup'), asked, 'no round trip for the directory or the new files');
+  // A directory made or removed in it moves its link count; an unlink its times, by this clock.
+  await top.mkdir(c, { path: '/d/sub' }, { ...args(), mode: 0o755 });
+  t.is((await top.stat(c, { path: '/d' })).nlink, d0.nlink + 1);
+  const before = clock();
+  await top.unlink(c, { path: '/d/f0' });
+  t.true((await top.stat(c, { path: '/d' })).mtime >= before);
+  await top.rmdir(c, { path: '/d/sub' });
+  t.is((await top.stat(c, { path: '/d' })).nlink, d0.nlink);
+  t.is(spy.n('stat') + spy.n('lookup'), asked);
+  await t.throwsAsync(top.stat(c, { path: '/d/f0' }), { message: /ENOENT|f0/ });
+});
+
+test('md-cache drops a directory\'s attributes when an entry operation in it fails or a stat overlaps it', async (t) => {
+  const { spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
+  await top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
+  await top.stat(c, { path: '/d' });
+  const n0 = spy.n('stat');
+  await t.throwsAsync(top.mkdir(c, { path: '/d' }, args()), { message: /EEXIST/ });
+  await t.throwsAsync(top.mkdir(c, { path: '/d/x/y' }, args()));
+  await top.stat(c, { path: '/' });
+  t.is(spy.n('stat'), n0 + 1, 'the failed mkdir dropped the parent');
+  // A stat of /d that started before a create in /d ended is not kept (it may miss the change).
+  let release!: () => void;
+  spy.holdOp = 'stat';
+  spy.hold = new Promise((r) => { release = r; });
+  const racing = top.stat(c, { path: '/d' });
+  await top.create(c, { path: '/d/new' }, 2, args());
+  release();
+  await racing;
+  spy.hold = undefined;
+  const n2 = spy.n('stat');
+  await top.stat(c, { path: '/d' });
+  t.is(spy.n('stat'), n2 + 1, 'the overlapping answer was not kept');
+  await top.stat(c, { path: '/d' });
+  t.is(spy.n('stat'), n2 + 1);
+});
+
+test('md-cache keeps what setattr and truncate answer, and what a rename of a file tells its directories', async (t) => {
+  const { spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
+  await file(top, '/f', 'abcdef');
+  await top.setattr(c, { path: '/f' }, { mode: 0o600 });
+  await top.truncate(c, { path: '/f' }, 2);
+  const n0 = spy.n('stat') + spy.n('lookup');
+  const st = await top.stat(c, { path: '/f' });
+  t.is(st.mode & 0o777, 0o600);
+  t.is(st.size, 2n);
+  t.is(spy.n('stat') + spy.n('lookup'), n0);
+  await top.mkdir(c, { path: '/a' }, { ...args(), mode: 0o755 });
+  await top.mkdir(c, { path: '/b' }, { ...args(), mode: 0o755 });
+  const a0 = await top.stat(c, { path: '/a' });
+  const b0 = await top.stat(c, { path: '/b' });
+  await top.create(c, { path: '/a/x' }, 2, args());
+  await top.rename(c, { path: '/a/x' }, { path: '/b/x' });
+  const n1 = spy.n('stat') + spy.n('lookup');
+  t.is((await top.stat(c, { path: '/a' })).nlink, a0.nlink);
+  t.is((await top.stat(c, { path: '/b' })).nlink, b0.nlink);
+  t.is(spy.n('stat') + spy.n('lookup'), n1, 'a file renamed between two cached directories keeps both');
+  t.is((await top.lookup(c, { path: '/b/x' })).iatt.mode & S_IFDIR, 0);
+});
+
+// --- nl-cache ---
+
+function nlStack(opts: Record<string, unknown> = {}) {
+  const mem = new MemXlator('mem');
+  const spy = new Spy(mem);
+  const nl = new NlCache('nl', opts, [spy as unknown as Xlator]);
+  const top = new MdCache('md', {}, [nl]);
+  return { mem, spy, nl, top };
+}
+
+/** What the kernel sends to make a file: a lookup of the name, then the create. */
+async function kernelCreate(top: Xlator, path: string) {
+  await t_enoent(top.lookup(c, { path }));
+  return top.create(c, { path }, 2, args());
+}
+
+async function t_enoent(p: Promise<unknown>) {
+  const e = await p.then(() => null, (err: unknown) => err);
+  if (!(e instanceof FsError) || e.errno !== 'ENOENT') throw new Error(`expected ENOENT, got ${String(e)}`);
+}
+
+test('nl-cache: after mkdir and N creates the child saw N creates and no lookup of the new names', async (t) => {
+  const { spy, nl, top } = nlStack();
+  await top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
+  const N = 50;
+  for (let i = 0; i < N; i++) await kernelCreate(top, `/d/f${i}`);
+  t.is(spy.n('create'), N);
+  t.is(spy.named('lookup', /^\/d\/f\d+$/), 0);
+  t.is(nl.hits, N);
+  // The names made are found (through the cache or the child), and a name never made is not.
+  t.is((await top.lookup(c, { path: '/d/f7' })).iatt.size, 0n);
+  await t_enoent(top.lookup(c, { path: '/d/nope' }));
+  t.is(spy.named('lookup', /^\/d\/nope$/), 0);
+  // mkdir inside: the new directory is known empty too, and the parent knows its name.
+  await top.mkdir(c, { path: '/d/sub' }, { ...args(), mode: 0o755 });
+  await kernelCreate(top, '/d/sub/x');
+  t.is(spy.named('lookup', /^\/d\/sub/), 0);
+});
+
+test('nl-cache learns a listed directory, follows its own unlinks and renames, and forgets on surprises', async (t) => {
+  const { mem, spy, top } = nlStack();
+  await mem.mkdir(c, { path: '/l' }, { ...args(), mode: 0o755 });
+  for (const n of ['a', 'b']) await mem.create(c, { path: `/l/${n}` }, 2, args());
+  t.deepEqual((await top.readdirp(c, { path: '/l' })).map((d) => d.name).sort(), ['a', 'b']);
+  await t_enoent(top.lookup(c, { path: '/l/c' }));
+  t.is(spy.named('lookup', /^\/l\/c$/), 0, 'a name missing from a complete listing');
+  await top.rename(c, { path: '/l/a' }, { path: '/l/z' });
+  await t_enoent(top.lookup(c, { path: '/l/a' }));
+  t.is(spy.named('lookup', /^\/l\/a$/), 0, 'the old name of a rename is gone');
+  t.truthy((await top.lookup(c, { path: '/l/z' })).iatt);
+  await top.unlink(c, { path: '/l/b' });
+  await t_enoent(top.lookup(c, { path: '/l/b' }));
+  t.is(spy.named('lookup', /^\/l\/b$/), 0);
+  // A create that finds a file this client did not know of (another client made it): forgotten.
+  await mem.create(c, { path: '/l/other' }, 2, args());
+  await top.create(c, { path: '/l/other' }, 2, args());
+  await t_enoent(top.lookup(c, { path: '/l/q' }));
+  t.is(spy.named('lookup', /^\/l\/q$/), 1, 'after a surprise the child is asked again');
+  // A failed entry operation forgets too.
+  await top.readdirp(c, { path: '/l' });
+  await t.throwsAsync(top.rmdir(c, { path: '/l/z' }), { message: /ENOTDIR/ });
+  await t_enoent(top.lookup(c, { path: '/l/r' }));
+  t.is(spy.named('lookup', /^\/l\/r$/), 1);
+});
+
+test('nl-cache trusts no listing while a brick below is down (child-down), and learns again after child-up', async (t) => {
+  const { mem, spy, nl, top } = nlStack();
+  await mem.mkdir(c, { path: '/p' }, { ...args(), mode: 0o755 });
+  await mem.create(c, { path: '/p/a' }, 2, args());
+  nl.notify('child-down', spy as unknown as Xlator);
+  await top.readdirp(c, { path: '/p' });
+  await t_enoent(top.lookup(c, { path: '/p/missing' }));
+  t.is(spy.named('lookup', /^\/p\/missing$/), 1, 'a listing made while a brick was down may lack its names');
+  nl.notify('child-up', spy as unknown as Xlator);
+  await top.readdirp(c, { path: '/p' });
+  await t_enoent(top.lookup(c, { path: '/p/other' }));
+  t.is(spy.named('lookup', /^\/p\/other$/), 0);
+});
+
+test('nl-cache: names made by another client show after the timeout; a lookup after expiry reaches the child', async (t) => {
+  const { mem, spy, top } = nlStack({ timeout: '200ms' });
+  await top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
+  await mem.create(c, { path: '/d/theirs' }, 2, args()); // straight on the brick: another client
+  await t_enoent(top.lookup(c, { path: '/d/theirs' }));
+  t.is(spy.named('lookup', /^\/d\/theirs$/), 0, 'within the timeout the list is trusted');
+  await sleep(300);
+  t.truthy((await top.lookup(c, { path: '/d/theirs' })).iatt);
+  t.is(spy.named('lookup', /^\/d\/theirs$/), 1);
+  await t_enoent(top.lookup(c, { path: '/d/missing' }));
+  t.is(spy.named('lookup', /^\/d\/missing$/), 1, 'expired: the child answers');
+});
+
+test('nl-cache does not track a directory with more names than its limit, and can be switched off', async (t) => {
+  const big = nlStack({ limit: 16 });
+  await big.mem.mkdir(c, { path: '/big' }, { ...args(), mode: 0o755 });
+  for (let i = 0; i < 20; i++) await big.mem.create(c, { path: `/big/${i}` }, 2, args());
+  await big.top.readdirp(c, { path: '/big' });
+  await t_enoent(big.top.lookup(c, { path: '/big/x' }));
+  t.is(big.spy.named('lookup', /^\/big\/x$/), 1);
+  const off = nlStack({ enable: false });
+  await off.top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
+  await kernelCreate(off.top, '/d/a');
+  t.is(off.spy.named('lookup', /^\/d\/a$/), 1);
+  t.throws(() => new NlCache('nl', { bogus: 1 }, [new MemXlator('m')]), { message: /unknown option 'bogus'/ });
+});
+
+test('volgen puts nl-cache just below md-cache, and leaves it out with performance.nl-cache off', (t) => {
+  const v: VolumeDef = {
+    name: 'v', id: newGfid(), status: 'Created', stripe: 1, replica: 1, arbiter: 0, transport: 'tcp',
+    bricks: [{ host: 'h1', path: '/b1', nodeUuid: 'n1' }, { host: 'h2', path: '/b2', nodeUuid: 'n1' }],
+    options: { 'performance.nl-cache-timeout': '10' }, secret: 's', version: 1,
+  };
+  const ctx = { member: () => ({ uuid: 'n1', hostname: 'h1', port: 24007 }) };
+  const chain = (g: XlatorSpec) => { const out: string[] = []; for (let x: XlatorSpec | undefined = g; x?.type.startsWith('performance/'); x = x.children?.[0]) out.push(x.type); return out; };
+  const on = generateSpec(v, ctx).graph;
+  t.deepEqual(chain(on).slice(0, 2), ['performance/md-cache', 'performance/nl-cache']);
+  t.is(on.children![0].options!.timeout, 10);
+  t.is(clusterOf(on).type, 'cluster/distribute');
+  const off = generateSpec({ ...v, options: { 'performance.nl-cache': 'off' } }, ctx).graph;
+  t.false(chain(off).includes('performance/nl-cache'));
+  t.true(chain(off).includes('performance/md-cache'));
 });
 
 // --- write-behind ---
@@ -219,7 +437,7 @@ test('io-cache switched off reads through', async (t) => {
 
 test('the performance stack over one brick behaves like the brick', async (t) => {
   const mem = new MemXlator('mem');
-  const top = new MdCache('md', {}, [new IoCache('io', {}, [new ReadAhead('ra', {}, [new WriteBehind('wb', {}, [mem])])])]);
+  const top = new MdCache('md', {}, [new NlCache('nl', {}, [new IoCache('io', {}, [new ReadAhead('ra', {}, [new WriteBehind('wb', {}, [mem])])])])]);
   const ctx: Ctx = { ...c };
   const { fd } = await top.create(ctx, { path: '/s' }, 2, args());
   for (let i = 0; i < 100; i++) await top.write(ctx, fd, i * 10, Buffer.from('0123456789'));

@@ -1,5 +1,6 @@
 // The performance translators through a real mount: data written behind is on the brick once the
-// file is closed or fsynced, and a volume with performance.write-behind off still works.
+// file is closed or fsynced, a volume with performance.write-behind off still works, and nl-cache
+// shows names other clients made after its timeout.
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -74,4 +75,35 @@ test('a volume with performance.write-behind off still works, and on again', asy
   const again = await sh(`printf more >> ${mp2}/f && cat ${mp2}/f`);
   t.is(again.stdout, 'line 1\nline 2\nline 3\nmore');
   t.is(String(await onBrick(bricks, 'f')), 'line 1\nline 2\nline 3\nmore');
+});
+
+test('nl-cache: a name another client made shows within the timeout, and a volume with performance.nl-cache off works', async (t) => {
+  const { c, bricks } = await volume(t, 'nlc');
+  const a = await c.mount('nlc');
+  const b = await c.mount('nlc', await c.mountpoint('nlc-b'));
+  // Client a made d, so it knows d is empty: its lookups of missing names stay in the client.
+  const made = await sh(`mkdir ${a}/d && for i in 1 2 3; do echo $i > ${a}/d/f$i; done && ls ${a}/d && test ! -e ${a}/d/x`);
+  t.is(made.code, 0, made.stderr);
+  t.is(made.stdout, 'f1\nf2\nf3\n');
+  t.is(String(await onBrick(bricks, 'd/f2')), '2\n');
+  // Made through another mount: client a finds it after at most nl-cache-timeout (5 s) and the
+  // kernel's own entry timeouts.
+  t.is((await sh(`echo theirs > ${b}/d/x`)).code, 0);
+  const start = Date.now();
+  let seen = false;
+  while (!seen && Date.now() - start < 15_000) {
+    seen = (await sh(`cat ${a}/d/x`)).stdout === 'theirs\n';
+    if (!seen) await new Promise((r) => setTimeout(r, 250));
+  }
+  t.true(seen, 'the other client\'s file shows');
+  t.true(Date.now() - start < 10_000, `after ${Date.now() - start} ms`);
+  await c.unmount(b);
+  await c.unmount(a);
+  const bad = await c.gfs(['volume', 'set', 'nlc', 'performance.nl-cache', 'maybe']);
+  t.not(bad.code, 0);
+  await c.mustGfs(['volume', 'set', 'nlc', 'performance.nl-cache', 'off']);
+  const off = await c.mount('nlc');
+  const r = await sh(`cd ${off} && mkdir e && touch e/1 e/2 && mv e/1 e/3 && rm e/2 && ls e && test ! -e e/1 && cat d/x`);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, '3\ntheirs\n');
 });

@@ -11,6 +11,7 @@ import * as distribute from './cluster/distribute/index.js';
 import * as replicate from './cluster/replicate/index.js';
 import * as stripe from './cluster/stripe/index.js';
 import * as mdCache from './performance/md-cache/index.js';
+import * as nlCache from './performance/nl-cache/index.js';
 import * as ioCache from './performance/io-cache/index.js';
 import * as readAhead from './performance/read-ahead/index.js';
 import * as writeBehind from './performance/write-behind/index.js';
@@ -32,6 +33,7 @@ const FACTORIES: Record<string, Factory> = {
   'cluster/replicate': replicate.create,
   'cluster/stripe': stripe.create,
   'performance/md-cache': mdCache.create,
+  'performance/nl-cache': nlCache.create,
   'performance/io-cache': ioCache.create,
   'performance/read-ahead': readAhead.create,
   'performance/write-behind': writeBehind.create,

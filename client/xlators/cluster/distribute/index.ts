@@ -59,10 +59,13 @@ export class Distribute extends PassThrough implements Xlator {
     await super.init();
   }
 
+  /** Tells the parents whether every child is up: a listing or a miss while one is down may
+   *  lack names (the caches above, nl-cache, trust neither then). */
   override notify(event: XlatorEvent, from: Xlator): void {
     const i = this.children.indexOf(from);
     if (i >= 0) this.up[i] = event === 'child-up';
     if (event === 'child-up') this.layouts.clear();
+    this.parent?.notify(this.up.every(Boolean) ? 'child-up' : 'child-down', this);
   }
 
   // --- fan-out helpers ---
@@ -473,6 +476,8 @@ export class Distribute extends PassThrough implements Xlator {
     const res = await this.onAll((c) => c.readdirp(ctx, loc, [LINKTO_XATTR, ...xattrs]));
     if (!res.some((r) => r.ok)) throw this.firstOkError(res);
     for (const r of res) if (!r.ok) this.log.warn({ path: loc.path, brick: this.children[r.i].name, err: r.err.message }, 'readdir: brick missing from listing');
+    // A partial listing: the parents must not take it for the directory's every name.
+    if (res.some((r) => !r.ok)) this.parent?.notify('child-down', this);
     const merged = mergeDirents(res.filter((r) => r.ok).map((r) => ({ i: r.i, entries: (r as { value: Dirent[] }).value })), isLinkto);
     for (const m of merged) {
       const path = joinPath(loc.path, m.entry.name);

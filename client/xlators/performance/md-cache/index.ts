@@ -1,14 +1,17 @@
 // performance/md-cache: a bounded, timed cache (lru-cache) of attributes and of the presence of a
 // few extended attributes the kernel asks for on every file (security.*, POSIX ACLs: `ls -l` asks
-// each of them once per entry), filled by lookup, stat and readdirp and dropped on every change
-// this client makes. Changes by other clients show after at most `timeout` seconds.
+// each of them once per entry), filled by lookup, stat and readdirp and by the attributes that
+// create, symlink, mknod, link, setattr and truncate answer. An entry operation keeps its
+// directory's attributes, updated as it changed them (times, link count), so the kernel's refresh
+// of the directory after each create or unlink costs no round trip; other changes drop what they
+// touch. Changes by other clients show after at most `timeout` seconds.
 import { LRUCache } from 'lru-cache';
 import { FsError, toErrno } from '../../../../common/errors.js';
 import { PassThrough, type Xlator } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
   dirname, isDir, joinPath,
-  type CreateArgs, type Ctx, type Dirent, type Fd, type Iatt, type Loc, type LookupReply, type SetattrArgs,
+  type CreateArgs, type Ctx, type Dirent, type Fd, type Iatt, type Loc, type LookupReply, type Nanos, type SetattrArgs,
 } from '../../../../common/types.js';
 import type { XlatorContext } from '../../registry.js';
 
@@ -92,13 +95,6 @@ export class MdCache extends PassThrough implements Xlator {
   private drop(path: string): void {
     this.gen++;
     this.cache.delete(path);
-  }
-
-  /** An entry changed: it and its directory (mtime, nlink). */
-  private dropEntry(path: string): void {
-    this.gen++;
-    this.cache.delete(path);
-    this.cache.delete(dirname(path));
   }
 
   private dropTree(path: string): void {
@@ -194,17 +190,77 @@ export class MdCache extends PassThrough implements Xlator {
     (e.xattrs ??= new Map()).set(name, value);
   }
 
-  // --- changes: drop what they touch ---
+  // --- changes: keep what they tell, drop what they touch ---
+
+  /** Drops the attributes of other cached names of a hard-linked inode (they changed with it). */
+  private dropLinks(gfid: string, keep: string[]): void {
+    for (const [k, o] of this.cache.entries()) if (o.gfid === gfid && !keep.includes(k)) o.iatt = undefined;
+  }
+
+  /** Caches the complete attributes an operation answered; xattrs: what is known of CACHED_XATTRS. */
+  private keep(path: string, iatt: Iatt, xattrs: Map<string, Buffer | null> | undefined): void {
+    this.cache.set(path, { gfid: iatt.gfid, iatt, xattrs });
+    if (iatt.nlink > 1 && !isDir(iatt.mode)) this.dropLinks(iatt.gfid, [path]);
+  }
+
+  /**
+   * Runs an operation on the entries `paths` in the directories `dirs`. The entries' cached
+   * attributes are dropped before and after it (and every answer that started before either is not
+   * cached: gen). On success each directory keeps its cached attributes, with mtime and ctime moved
+   * to the change time and nlink moved by the delta `change` gives it (null: not known, so dropped),
+   * as GlusterFS's md-cache keeps the postparent of an entry fop; the directory's size is left as it
+   * was (bricks differ in how they count it). A directory whose attributes were replaced while the
+   * operation ran (a stat that read them meanwhile) is dropped: they may or may not show the change.
+   * On failure the entries and the directories are dropped.
+   */
+  private async entryOp<T>(
+    paths: string[], dirs: string[], run: () => Promise<T>,
+    change: (r: T) => { when: Nanos; nlink: (dir: string) => number | null } | null,
+  ): Promise<T> {
+    this.gen++;
+    for (const p of paths) this.cache.delete(p);
+    const uniq = [...new Set(dirs)];
+    const before = uniq.map((d) => this.cache.get(d)?.iatt);
+    let r: T;
+    try {
+      r = await run();
+    } catch (e) {
+      this.gen++;
+      for (const p of [...paths, ...uniq]) this.cache.delete(p);
+      throw e;
+    }
+    this.gen++;
+    for (const p of paths) this.cache.delete(p);
+    const c = change(r);
+    uniq.forEach((d, i) => {
+      const e = this.cache.get(d);
+      if (!e?.iatt || !c) return; // nothing cached, or nothing changed there
+      const nlink = c.nlink(d);
+      if (nlink === null || e.iatt !== before[i] || !isDir(e.iatt.mode)) { this.cache.delete(d); return; }
+      const later = (a: Nanos) => (a > c.when ? a : c.when);
+      // In place: the entry keeps the time it was fetched, so changes by others still show after `timeout`.
+      e.iatt = { ...e.iatt, mtime: later(e.iatt.mtime), ctime: later(e.iatt.ctime), nlink: e.iatt.nlink + nlink };
+    });
+    return r;
+  }
+
+  /** The change time of an operation whose reply has no new inode: this client's clock, as
+   *  GlusterFS's ctime feature uses. */
+  private static now(): Nanos {
+    return BigInt(Date.now()) * 1_000_000n;
+  }
+
+  private static same = () => 0;
 
   override async create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt }> {
-    this.dropEntry(loc.path);
-    const r = await this.child.create(ctx, loc, flags, args);
-    this.dropEntry(loc.path);
+    if (!this.on) return this.child.create(ctx, loc, flags, args);
+    let made = false;
+    const r = await this.entryOp([loc.path], [dirname(loc.path)], () => this.child.create(ctx, loc, flags, args), (res) => {
+      made = res.iatt.gfid === args.gfid;
+      return made ? { when: res.iatt.ctime, nlink: MdCache.same } : null; // an existing file opened: the directory did not change
+    });
     // A new file has no security or ACL xattrs but those it was created with (the kernel asks).
-    const since = this.gen;
-    if (this.xattrNames.length) this.put(loc.path, r.iatt, args.xattrs ?? {}, since);
-    const e = this.cache.get(loc.path);
-    if (e) e.iatt = undefined; // attributes come fresh from the next lookup
+    if (made) this.keep(loc.path, r.iatt, this.xattrNames.length ? new Map(this.xattrNames.map((n) => [n, args.xattrs?.[n] ?? null])) : undefined);
     return r;
   }
 
@@ -215,16 +271,28 @@ export class MdCache extends PassThrough implements Xlator {
     return fd;
   }
 
-  private async entryOp<T>(path: string, run: () => Promise<T>): Promise<T> {
-    this.dropEntry(path);
+  /** setattr, truncate: the answer is the inode's attributes after the change. */
+  private async inodeOp(path: string, run: () => Promise<Iatt>): Promise<Iatt> {
+    const old = this.cache.get(path);
+    this.drop(path);
+    let iatt: Iatt;
     try {
-      return await run();
-    } finally {
-      this.dropEntry(path);
+      iatt = await run();
+    } catch (e) {
+      this.drop(path);
+      throw e;
     }
+    this.drop(path);
+    // distribute answers a directory's setattr from one copy (sizes not summed, times of one brick):
+    // a directory is looked up afresh instead.
+    if (!this.on || isDir(iatt.mode)) return iatt;
+    // chmod rewrites an ACL, chown removes security.capability: only what was absent stays known.
+    const absent = old?.gfid === iatt.gfid && old.xattrs ? new Map([...old.xattrs].filter(([, v]) => v === null)) : undefined;
+    this.keep(path, iatt, absent);
+    return iatt;
   }
 
-  private async inodeOp<T>(path: string, run: () => Promise<T>): Promise<T> {
+  private async dropOp<T>(path: string, run: () => Promise<T>): Promise<T> {
     this.drop(path);
     try {
       return await run();
@@ -242,31 +310,82 @@ export class MdCache extends PassThrough implements Xlator {
     }
   }
 
-  override mkdir(ctx: Ctx, loc: Loc, args: CreateArgs) { return this.entryOp(loc.path, () => this.child.mkdir(ctx, loc, args)); }
-  override symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs) { return this.entryOp(loc.path, () => this.child.symlink(ctx, target, loc, args)); }
-  override mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs) { return this.entryOp(loc.path, () => this.child.mknod(ctx, loc, rdev, args)); }
-  override unlink(ctx: Ctx, loc: Loc) { return this.entryOp(loc.path, () => this.child.unlink(ctx, loc)); }
-  override async rmdir(ctx: Ctx, loc: Loc) {
-    await this.entryOp(loc.path, () => this.child.rmdir(ctx, loc));
-    this.dropTree(loc.path);
+  override async mkdir(ctx: Ctx, loc: Loc, args: CreateArgs) {
+    // The new directory's attributes are not kept: distribute answers a mkdir from one copy (size
+    // and times of one brick), where a lookup merges every copy.
+    return this.entryOp([loc.path], [dirname(loc.path)], () => this.child.mkdir(ctx, loc, args), (iatt) => ({ when: iatt.ctime, nlink: () => 1 }));
   }
-  override async link(ctx: Ctx, from: Loc, to: Loc) {
-    this.drop(from.path);
-    return this.entryOp(to.path, () => this.child.link(ctx, from, to)).finally(() => this.drop(from.path));
+
+  override async symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs) {
+    const iatt = await this.entryOp([loc.path], [dirname(loc.path)], () => this.child.symlink(ctx, target, loc, args), (i) => ({ when: i.ctime, nlink: MdCache.same }));
+    if (this.on) this.keep(loc.path, iatt, undefined);
+    return iatt;
   }
-  override async rename(ctx: Ctx, from: Loc, to: Loc) {
-    const tree = isDir(this.cache.get(from.path)?.iatt?.mode ?? 0) || !this.cache.has(from.path);
+
+  override async mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs) {
+    const iatt = await this.entryOp([loc.path], [dirname(loc.path)], () => this.child.mknod(ctx, loc, rdev, args), (i) => ({ when: i.ctime, nlink: MdCache.same }));
+    if (this.on) this.keep(loc.path, iatt, undefined);
+    return iatt;
+  }
+
+  override async unlink(ctx: Ctx, loc: Loc) {
+    const old = this.cache.get(loc.path)?.iatt;
     try {
-      await this.entryOp(to.path, () => this.entryOp(from.path, () => this.child.rename(ctx, from, to)));
+      await this.entryOp([loc.path], [dirname(loc.path)], () => this.child.unlink(ctx, loc), () => ({ when: MdCache.now(), nlink: MdCache.same }));
     } finally {
-      if (tree) { this.dropTree(from.path); this.dropTree(to.path); }
+      // The inode's other names lost a link (and its ctime changed).
+      if (old && old.nlink > 1) this.dropLinks(old.gfid, []);
     }
   }
+
+  override async rmdir(ctx: Ctx, loc: Loc) {
+    try {
+      await this.entryOp([loc.path], [dirname(loc.path)], () => this.child.rmdir(ctx, loc), () => ({ when: MdCache.now(), nlink: () => -1 }));
+    } finally {
+      this.dropTree(loc.path);
+    }
+  }
+
+  override async link(ctx: Ctx, from: Loc, to: Loc) {
+    const iatt = await this.entryOp([from.path, to.path], [dirname(to.path)], () => this.child.link(ctx, from, to), (i) => ({ when: i.ctime, nlink: MdCache.same }));
+    if (this.on && !isDir(iatt.mode)) {
+      for (const p of [from.path, to.path]) this.cache.set(p, { gfid: iatt.gfid, iatt });
+      this.dropLinks(iatt.gfid, [from.path, to.path]);
+    }
+    return iatt;
+  }
+
+  override async rename(ctx: Ctx, from: Loc, to: Loc) {
+    const src = this.cache.get(from.path)?.iatt;
+    const dst = this.cache.get(to.path)?.iatt;
+    const tree = !src || isDir(src.mode);
+    const fromDir = dirname(from.path);
+    const toDir = dirname(to.path);
+    // A file moves no ".." link; a directory takes one from its old parent and gives one to the
+    // new, less the one of an (empty) directory it replaces. Not knowing what moved: unknown.
+    const delta = (d: string): number | null => {
+      if (!src) return null;
+      if (!isDir(src.mode)) return 0;
+      let n = d === fromDir ? -1 : 0;
+      if (d === toDir) {
+        if (!dst) return null; // whether it replaced a directory is not known
+        n += isDir(dst.mode) ? 0 : 1;
+      }
+      return n;
+    };
+    try {
+      await this.entryOp([from.path, to.path], [fromDir, toDir], () => this.child.rename(ctx, from, to), () => ({ when: MdCache.now(), nlink: delta }));
+    } finally {
+      if (tree) { this.dropTree(from.path); this.dropTree(to.path); }
+      if (src && src.nlink > 1 && !isDir(src.mode)) this.dropLinks(src.gfid, []);
+    }
+  }
+
   override setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs) { return this.inodeOp(loc.path, () => this.child.setattr(ctx, loc, attrs)); }
   override truncate(ctx: Ctx, loc: Loc, size: number) { return this.inodeOp(loc.path, () => this.child.truncate(ctx, loc, size)); }
-  override setxattr(ctx: Ctx, loc: Loc, name: string, value: Buffer, flags: number) { return this.inodeOp(loc.path, () => this.child.setxattr(ctx, loc, name, value, flags)); }
-  override removexattr(ctx: Ctx, loc: Loc, name: string) { return this.inodeOp(loc.path, () => this.child.removexattr(ctx, loc, name)); }
-  override xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer) { return this.inodeOp(loc.path, () => this.child.xattrop(ctx, loc, name, add)); }
+  override setxattr(ctx: Ctx, loc: Loc, name: string, value: Buffer, flags: number) { return this.dropOp(loc.path, () => this.child.setxattr(ctx, loc, name, value, flags)); }
+  override removexattr(ctx: Ctx, loc: Loc, name: string) { return this.dropOp(loc.path, () => this.child.removexattr(ctx, loc, name)); }
+  override xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer) { return this.dropOp(loc.path, () => this.child.xattrop(ctx, loc, name, add)); }
 
   override write(ctx: Ctx, fd: Fd, offset: number, data: Buffer) { return this.fdOp(fd, () => this.child.write(ctx, fd, offset, data)); }
   override ftruncate(ctx: Ctx, fd: Fd, size: number) { return this.fdOp(fd, () => this.child.ftruncate(ctx, fd, size)); }

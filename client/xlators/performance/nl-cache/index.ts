@@ -1,0 +1,222 @@
+// performance/nl-cache: a negative-lookup cache (GlusterFS's performance/nl-cache). When this client
+// knows every name of a directory (it made the directory, or it read a whole listing with readdirp),
+// a lookup of a name not among them fails with ENOENT without a round trip: the lookup the kernel
+// sends before each create, mkdir or rename target in a new or listed directory. The client's own
+// creates, mkdirs, links, renames and removals keep the list current; a failure or a change it cannot
+// follow (a lookup that finds a name not in the list, an existing file where create made none) drops
+// what it knew of that directory. Names made by other clients show after at most `timeout` seconds.
+import { LRUCache } from 'lru-cache';
+import { FsError, toErrno } from '../../../../common/errors.js';
+import { PassThrough, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
+import { parseOptions, type OptionDef } from '../../../../common/options.js';
+import {
+  basename, dirname,
+  type CreateArgs, type Ctx, type Dirent, type Fd, type Iatt, type Loc, type LookupReply,
+} from '../../../../common/types.js';
+import type { XlatorContext } from '../../registry.js';
+
+export const OPTIONS: readonly OptionDef[] = [
+  { key: 'enable', type: 'bool', default: true, description: 'answer lookups of names known to be absent; off passes everything through' },
+  { key: 'timeout', type: 'time', default: 5, min: 0, max: 600, description: 'seconds a directory\'s list of names stays trusted; names made by other clients show after at most this long' },
+  { key: 'limit', type: 'int', default: 100_000, min: 16, max: 10_000_000, description: 'most names kept, over all directories; a directory with more is not tracked' },
+];
+
+interface Options { enable: boolean; timeout: number; limit: number }
+
+/** What this client knows of one directory: all of its names. */
+interface Known { names: Set<string> }
+
+export class NlCache extends PassThrough implements Xlator {
+  readonly opts: Options;
+  private readonly dirs: LRUCache<string, Known>;
+  /** Lookups answered ENOENT without the child. */
+  hits = 0;
+  /** Bumped by every entry operation: a listing that started before one is not trusted. */
+  private gen = 0;
+  /** A brick below is down: listings may be partial. */
+  private degraded = false;
+
+  constructor(name: string, options: Record<string, unknown>, children: Xlator[], _xctx?: XlatorContext) {
+    super(name, 'performance/nl-cache', children);
+    if (children.length !== 1) throw new FsError('EINVAL', `translator ${name}: nl-cache takes exactly one child`);
+    this.opts = parseOptions<Options>(OPTIONS, options, `translator ${name}`);
+    this.dirs = new LRUCache({
+      maxSize: this.opts.limit,
+      sizeCalculation: (k) => Math.max(1, k.names.size),
+      ttl: Math.max(1, this.opts.timeout * 1000),
+    });
+  }
+
+  private get child(): Xlator { return this.children[0]; }
+  private get on(): boolean { return this.opts.enable && this.opts.timeout > 0; }
+
+  /** The names of a directory, when known and not expired. */
+  private known(dir: string): Known | undefined {
+    return this.on ? this.dirs.get(dir) : undefined;
+  }
+
+  /** Starts knowing a directory's names (for `timeout` from now); too many names: not tracked. */
+  private learn(dir: string, names: Iterable<string>): void {
+    if (this.degraded) return;
+    const k: Known = { names: new Set(names) };
+    if (k.names.size > this.opts.limit) { this.forget(dir); return; }
+    this.dirs.set(dir, k);
+  }
+
+  /** A name came or went: the list follows, keeping the time it was learnt (lru-cache drops a
+   *  directory grown past the limit, and the least used ones to make room). */
+  private note(dir: string, name: string, present: boolean): void {
+    const k = this.dirs.get(dir);
+    if (!k) return;
+    if (present) k.names.add(name);
+    else k.names.delete(name);
+    this.dirs.set(dir, k, { noUpdateTTL: true });
+  }
+
+  /** Forgets a directory's names: a listing under way may have missed the change that tells. */
+  private forget(dir: string): void {
+    this.gen++;
+    this.dirs.delete(dir);
+  }
+
+  /** Forgets a directory and every directory below it (rmdir, rename). */
+  private forgetTree(path: string): void {
+    this.gen++;
+    const prefix = path === '/' ? '/' : `${path}/`;
+    for (const k of [...this.dirs.keys()]) if (k === path || k.startsWith(prefix)) this.dirs.delete(k);
+  }
+
+  /** A brick came or went: a listing may have missed its names, or they may be back. While the
+   *  child reports one down (child-down), nothing is learnt. */
+  override notify(event: XlatorEvent, from: Xlator): void {
+    this.gen++;
+    this.dirs.clear();
+    this.degraded = event === 'child-down';
+    super.notify(event, from);
+  }
+
+  /** Runs an entry operation; on failure forgets the directories it was in. */
+  private async entryOp<T>(dirs: string[], run: () => Promise<T>): Promise<T> {
+    this.gen++;
+    try {
+      return await run();
+    } catch (e) {
+      for (const d of dirs) this.forget(d);
+      throw e;
+    } finally {
+      this.gen++;
+    }
+  }
+
+  // --- reads ---
+
+  override async lookup(ctx: Ctx, loc: Loc, xattrs?: string[]): Promise<LookupReply> {
+    if (loc.path === '/' || !this.on) return this.child.lookup(ctx, loc, xattrs);
+    const dir = dirname(loc.path);
+    const name = basename(loc.path);
+    const k = this.known(dir);
+    if (k && !k.names.has(name)) {
+      this.hits++;
+      throw new FsError('ENOENT', `${loc.path}: no such file or directory`);
+    }
+    try {
+      const r = await this.child.lookup(ctx, loc, xattrs);
+      // Found where the list has no such name: something changed that this client did not see.
+      const now = this.dirs.get(dir);
+      if (now && !now.names.has(name)) this.forget(dir);
+      return r;
+    } catch (e) {
+      if (toErrno(e) === 'ENOENT' && this.dirs.get(dir)?.names.has(name)) this.forget(dir);
+      throw e;
+    }
+  }
+
+  override async readdirp(ctx: Ctx, loc: Loc, xattrs?: string[]): Promise<Dirent[]> {
+    if (!this.on) return this.child.readdirp(ctx, loc, xattrs);
+    const since = this.gen;
+    const list = await this.child.readdirp(ctx, loc, xattrs);
+    // Every name of the directory, unless an entry operation ran meanwhile (it may or may not show).
+    if (since === this.gen) this.learn(loc.path, list.map((d) => d.name));
+    return list;
+  }
+
+  // --- this client's own changes ---
+
+  override async create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt }> {
+    const dir = dirname(loc.path);
+    const r = await this.entryOp([dir], () => this.child.create(ctx, loc, flags, args));
+    // An existing file opened: made by someone this client did not see, unless it is on the list.
+    if (r.iatt.gfid !== args.gfid && !this.dirs.get(dir)?.names.has(basename(loc.path))) this.forget(dir);
+    else this.note(dir, basename(loc.path), true);
+    return r;
+  }
+
+  override async mkdir(ctx: Ctx, loc: Loc, args: CreateArgs): Promise<Iatt> {
+    const dir = dirname(loc.path);
+    const iatt = await this.entryOp([dir], () => this.child.mkdir(ctx, loc, args));
+    this.note(dir, basename(loc.path), true);
+    // A directory this client just made is empty.
+    if (this.on && iatt.gfid === args.gfid) this.learn(loc.path, []);
+    return iatt;
+  }
+
+  override async symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs): Promise<Iatt> {
+    const dir = dirname(loc.path);
+    const iatt = await this.entryOp([dir], () => this.child.symlink(ctx, target, loc, args));
+    this.note(dir, basename(loc.path), true);
+    return iatt;
+  }
+
+  override async mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs): Promise<Iatt> {
+    const dir = dirname(loc.path);
+    const iatt = await this.entryOp([dir], () => this.child.mknod(ctx, loc, rdev, args));
+    this.note(dir, basename(loc.path), true);
+    return iatt;
+  }
+
+  override async link(ctx: Ctx, from: Loc, to: Loc): Promise<Iatt> {
+    const dir = dirname(to.path);
+    const iatt = await this.entryOp([dir], () => this.child.link(ctx, from, to));
+    this.note(dir, basename(to.path), true);
+    return iatt;
+  }
+
+  override async unlink(ctx: Ctx, loc: Loc): Promise<void> {
+    const dir = dirname(loc.path);
+    await this.entryOp([dir], () => this.child.unlink(ctx, loc));
+    this.note(dir, basename(loc.path), false);
+  }
+
+  override async rmdir(ctx: Ctx, loc: Loc): Promise<void> {
+    const dir = dirname(loc.path);
+    try {
+      await this.entryOp([dir], () => this.child.rmdir(ctx, loc));
+      this.note(dir, basename(loc.path), false);
+    } finally {
+      this.forgetTree(loc.path);
+    }
+  }
+
+  override async rename(ctx: Ctx, from: Loc, to: Loc): Promise<void> {
+    const fromDir = dirname(from.path);
+    const toDir = dirname(to.path);
+    // rename onto another name of the same inode changes nothing: the old name goes only when the
+    // new one is known not to have been there.
+    const target = this.dirs.get(toDir);
+    const replaced = !target || target.names.has(basename(to.path));
+    try {
+      await this.entryOp([fromDir, toDir], () => this.child.rename(ctx, from, to));
+      if (replaced) this.forget(fromDir);
+      else this.note(fromDir, basename(from.path), false);
+      this.note(toDir, basename(to.path), true);
+    } finally {
+      // A directory moved: what was known below either name is not any more.
+      this.forgetTree(from.path);
+      this.forgetTree(to.path);
+    }
+  }
+}
+
+export function create(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext): Xlator {
+  return new NlCache(name, options, children, xctx);
+}
