@@ -1,6 +1,8 @@
-// The heal index of a brick (GlusterFS's features/index): .gfs/indices/xattrop/<gfid> exists while
-// any replicate counter (trusted.gfs.afr.*) of that inode is non-zero, kept up to date by every
-// xattrop on such a counter, so the self-heal daemon finds pending inodes without a crawl.
+// The heal index of a brick (GlusterFS's features/index): .gfs/indices/xattrop/<gfid> exists
+// while any replicate counter (trusted.gfs.afr.*) of that inode is non-zero: an xattrop that
+// leaves a counter non-zero makes sure of the entry. Entries are removed lazily: an inode whose
+// counters all went back to zero keeps its entry until the index is listed, which drops it (a
+// transaction's post-op then costs no file removal, and the next pre-op no file creation).
 // Each entry holds the inode's volume path as of its last xattrop. Paths rather than gfid handles:
 // the brick keeps no gfid -> path map, and every changelog update refreshes the path, so an entry
 // is only stale when its inode was renamed or removed with no changelog update since; such entries
@@ -33,7 +35,8 @@ async function anyPending(host: string): Promise<boolean> {
 export class HealIndex {
   private readonly dir: string;
   private readonly mutex = new KeyedMutex();
-  /** gfid -> path of entries known to exist, to skip rewriting them on every xattrop. */
+  /** host path -> volume path of inodes whose entry is known to exist, to skip rewriting it on
+   *  every xattrop; emptied whenever a listing removes entries. */
   private readonly known = new LRUCache<string, string>({ max: 100_000 });
   private made = false;
 
@@ -41,22 +44,25 @@ export class HealIndex {
     this.dir = `${root}/${INDEX_DIR}`;
   }
 
-  /** After an xattrop of a replicate counter on host (volume path `path`). */
-  async update(host: string, path: string): Promise<void> {
+  /** After an xattrop of a replicate counter on host (volume path `path`) that left the
+   *  counter at `value`: a non-zero one makes sure the inode has its entry. */
+  async update(host: string, path: string, value: Buffer): Promise<void> {
+    if (!value.some((byte) => byte !== 0)) return; // removed when listed, if nothing else is pending
+    if (this.known.get(host) === path) return;
     const gfid = await readGfid(host);
     if (!gfid) return;
     await this.mutex.run(gfid, async () => {
-      const file = `${this.dir}/${gfid}`;
-      if (await anyPending(host)) {
-        if (this.known.get(gfid) === path) return;
-        if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
-        await writeFile(file, JSON.stringify({ path }));
-        this.known.set(gfid, path);
-      } else {
-        this.known.delete(gfid);
-        await unlink(file).catch(() => undefined);
-      }
+      if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
+      await writeFile(`${this.dir}/${gfid}`, JSON.stringify({ path }));
+      this.known.set(host, path);
     });
+  }
+
+  /** The namespace changed at host (unlink), or anywhere (rename, rmdir): a path known to have
+   *  an entry may now name another inode. */
+  forget(host?: string): void {
+    if (host) this.known.delete(host);
+    else this.known.clear();
   }
 
   /** Every entry whose path still names its inode; stale ones are removed. */
@@ -72,7 +78,7 @@ export class HealIndex {
           const hp = await this.confiner.resolve(path);
           if ((await readGfid(hp.host)) === gfid && (await anyPending(hp.host))) return { gfid, path };
         } catch { /* unreadable entry or the path is gone */ }
-        this.known.delete(gfid);
+        this.known.clear();
         await unlink(file).catch(() => undefined);
         return undefined;
       });

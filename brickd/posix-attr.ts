@@ -17,13 +17,12 @@ export async function setattrOp(b: Brick, loc: { path: string }, attrs: SetattrA
   const hp = await b.resolve(loc.path);
   const st = await lstat(hp.host, { bigint: true });
   const link = st.isSymbolicLink();
-  if (attrs.mode !== undefined) {
-    if (link) throw new FsError('EOPNOTSUPP', `cannot change the mode of symlink '${loc.path}'`);
-    await chmod(hp.host, attrs.mode & 0o7777);
-  }
+  if (attrs.mode !== undefined && link) throw new FsError('EOPNOTSUPP', `cannot change the mode of symlink '${loc.path}'`);
+  // Owner first: a chown clears set-id bits, and a mode given with it is the one wanted after.
   if (attrs.uid !== undefined || attrs.gid !== undefined) {
     await lchown(hp.host, attrs.uid ?? -1, attrs.gid ?? -1);
   }
+  if (attrs.mode !== undefined) await chmod(hp.host, attrs.mode & 0o7777);
   if (attrs.size !== undefined) {
     await truncateOp(b, loc, attrs.size);
   }
@@ -109,6 +108,6 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
     await xset(hp.host, name, out);
     return out;
   });
-  if (name.startsWith(AFR_PREFIX)) await b.index.update(hp.host, loc.path);
+  if (name.startsWith(AFR_PREFIX)) await b.index.update(hp.host, loc.path, out);
   return out;
 }

@@ -8,7 +8,7 @@ import { isDir } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { PRIVATE_DIR, type HostPath } from './confine.js';
 import { GFID_XATTR, checkGfid, iattOf, writeGfid } from './iatt.js';
-import { xget, xset } from './xattr.js';
+import { xget, xlist, xset } from './xattr.js';
 
 const S_ISGID = 0o2000;
 const READDIR_PARALLEL = 32;
@@ -20,6 +20,15 @@ export async function newOwner(ctx: Ctx, parent: string): Promise<NewOwner> {
   const st = await lstat(parent);
   if (st.mode & S_ISGID) return { uid: ctx.uid, gid: st.gid, setgid: true };
   return { uid: ctx.uid, gid: ctx.gid, setgid: false };
+}
+
+/** The requested xattrs of host that exist, for listings: one listxattr, then only the names
+ *  present are read (most asked-for names, security.* and ACLs, are absent on most entries). */
+async function readListed(host: string, names: readonly string[] | undefined): Promise<Record<string, Buffer>> {
+  if (!names?.length) return {};
+  if (names.length < 3) return readNamed(host, names);
+  const have = new Set(await xlist(host));
+  return readNamed(host, names.filter((n) => have.has(n)));
 }
 
 /** The requested xattrs of host that exist. */
@@ -100,7 +109,7 @@ export async function readdirp(b: Brick, loc: { path: string }, xattrs?: string[
   const entries = await mapBounded(names, READDIR_PARALLEL, async (name): Promise<Dirent | null> => {
     const host = `${hp.host}/${name}`;
     try {
-      const [iatt, named] = await Promise.all([iattOf(host), readNamed(host, xattrs)]);
+      const [iatt, named] = await Promise.all([iattOf(host), readListed(host, xattrs)]);
       return { name, iatt, xattrs: named };
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') return null; // removed meanwhile
@@ -149,6 +158,7 @@ export async function unlinkOp(b: Brick, loc: { path: string }): Promise<void> {
     await unlink(hp.host);
   } finally {
     b.confiner.namespaceChanged('unlink');
+    b.index.forget(hp.host);
   }
 }
 
@@ -159,6 +169,7 @@ export async function rmdirOp(b: Brick, loc: { path: string }): Promise<void> {
     await rmdir(hp.host);
   } finally {
     b.confiner.namespaceChanged('rmdir');
+    b.index.forget();
   }
 }
 
@@ -171,6 +182,7 @@ export async function renameOp(b: Brick, from: { path: string }, to: { path: str
     await rename(src.host, dst.host);
   } finally {
     b.confiner.namespaceChanged('rename');
+    b.index.forget();
   }
 }
 

@@ -199,9 +199,24 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       }
       const abort = new AbortController();
       running.set(id, abort);
-      runOp(op.name, op.h, brick, callerCtx(m.caller), m[field] ?? {}, abort.signal).then(
+      const ctx = callerCtx(m.caller);
+      const pre = (m.pre ?? []) as Wire[];
+      let preFailed = false;
+      // A compound request: its counter additions first (in order), the operation only after.
+      const run = async () => {
+        for (const p of pre) {
+          try {
+            await runOp('Xattrop', HANDLERS.Xattrop, brick, ctx, p, abort.signal);
+          } catch (e) {
+            preFailed = true;
+            throw e;
+          }
+        }
+        return runOp(op.name, op.h, brick, ctx, m[field] ?? {}, abort.signal);
+      };
+      run().then(
         (res) => ({ id, [field]: res }),
-        (err: FsError) => ({ id, errno: err.errno, message: err.message }),
+        (err: FsError) => ({ id, errno: err.errno, message: err.message, pre_failed: preFailed }),
       ).then((reply) => {
         if (running.get(id) !== abort) return; // the stream went away
         running.delete(id);

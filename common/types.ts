@@ -9,6 +9,10 @@ export interface Ctx {
   pid: number;
   signal?: AbortSignal;
   trace?: string;
+  /** A compound operation: counter additions (xattrop) the brick makes, in order, before the
+   *  operation itself, in the same round trip (replicate's pre-op). Only protocol/client reads it;
+   *  a failure of one fails the call with `preFailed` set and the operation not run. */
+  pre?: readonly { loc: Loc; name: string; add: Buffer }[];
 }
 
 export const ROOT_CTX: Ctx = Object.freeze({ uid: 0, gid: 0, groups: [], pid: 0 });

@@ -32,6 +32,7 @@ export const VOLUME_OPTIONS: readonly VolumeOptionDef[] = [
   row('performance.write-behind', 'performance/write-behind', 'enable', { type: 'bool', default: true, description: 'Enable write-behind (off leaves the translator out of the graph)' }),
   row('performance.write-behind-window-size', 'performance/write-behind', 'window-size', { type: 'size', default: '1MB', min: 64 * 1024, max: 1024 ** 3, description: 'Size of the write-behind buffer per file' }),
   row('performance.aggregate-size', 'performance/write-behind', 'aggregate-size', { type: 'size', default: '128KB', min: 4096, max: 16 * 1024 * 1024, description: 'Contiguous small writes are sent as one write of up to this size' }),
+  row('performance.setattr-behind', 'performance/setattr-behind', 'enable', { type: 'bool', default: true, description: 'Hold chown, chmod and utimes of a file open on this client until its close (one setattr then, after its data; a failure is reported by the close); off leaves the translator out of the graph' }),
   row('performance.read-ahead', 'performance/read-ahead', 'enable', { type: 'bool', default: true, description: 'Enable read-ahead (off leaves the translator out of the graph)' }),
   row('performance.read-ahead-page-count', 'performance/read-ahead', 'page-count', { type: 'int', default: 4, min: 1, max: 16, description: 'Pages read ahead of a sequential reader' }),
   row('performance.io-cache', 'performance/io-cache', 'enable', { type: 'bool', default: true, description: 'Enable the data cache (off leaves the translator out of the graph)' }),

@@ -142,6 +142,7 @@ const PERFORMANCE_STACK: readonly { type: string; suffix: string; key: string }[
   { type: 'performance/nl-cache', suffix: 'nl-cache', key: 'performance.nl-cache' },
   { type: 'performance/io-cache', suffix: 'io-cache', key: 'performance.io-cache' },
   { type: 'performance/read-ahead', suffix: 'read-ahead', key: 'performance.read-ahead' },
+  { type: 'performance/setattr-behind', suffix: 'setattr-behind', key: 'performance.setattr-behind' },
   { type: 'performance/write-behind', suffix: 'write-behind', key: 'performance.write-behind' },
 ];
 

@@ -14,6 +14,7 @@ import * as mdCache from './performance/md-cache/index.js';
 import * as nlCache from './performance/nl-cache/index.js';
 import * as ioCache from './performance/io-cache/index.js';
 import * as readAhead from './performance/read-ahead/index.js';
+import * as setattrBehind from './performance/setattr-behind/index.js';
 import * as writeBehind from './performance/write-behind/index.js';
 
 /** What every translator of one graph shares. */
@@ -36,6 +37,7 @@ const FACTORIES: Record<string, Factory> = {
   'performance/nl-cache': nlCache.create,
   'performance/io-cache': ioCache.create,
   'performance/read-ahead': readAhead.create,
+  'performance/setattr-behind': setattrBehind.create,
   'performance/write-behind': writeBehind.create,
 };
 

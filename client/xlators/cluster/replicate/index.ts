@@ -88,7 +88,34 @@ export class Replicate extends PassThrough implements Xlator {
 
   override async fini(): Promise<void> {
     await this.txns.closeAll();
+    await Promise.allSettled([...this.postOps.values()].flatMap((set) => [...set]));
     await super.fini();
+  }
+
+  /** Post-ops on their way, by the path whose changelog they clear: the caller has its answer
+   *  once the op is done everywhere (one round trip less); whoever reads that changelog next
+   *  waits for them, so this client never takes its own marks for pending heals. */
+  private readonly postOps = new Map<string, Set<Promise<void>>>();
+
+  behind(locs: Loc[], p: Promise<void>): void {
+    const done = p.catch((e: unknown) => { this.log.warn({ err: (e as Error)?.message }, 'post-op failed'); });
+    for (const l of locs) {
+      let set = this.postOps.get(l.path);
+      if (!set) this.postOps.set(l.path, (set = new Set()));
+      set.add(done);
+    }
+    void done.then(() => {
+      for (const l of locs) {
+        const set = this.postOps.get(l.path);
+        set?.delete(done);
+        if (set?.size === 0) this.postOps.delete(l.path);
+      }
+    });
+  }
+
+  private async postOpsDone(path: string): Promise<void> {
+    const set = this.postOps.get(path);
+    if (set) await Promise.allSettled([...set]);
   }
 
   override notify(event: XlatorEvent, from: Xlator): void {
@@ -147,6 +174,7 @@ export class Replicate extends PassThrough implements Xlator {
 
   /** Looks a path up on every up child with the changelog keys. */
   async lookupAll(ctx: Ctx, loc: Loc, xattrs: string[] = []): Promise<Settled<LookupReply>[]> {
+    if (this.postOps.size) await this.postOpsDone(loc.path);
     const res = await this.onAll((c) => c.lookup(ctx, loc, [...this.afrKeys, ...xattrs]));
     this.noteFailures(res);
     return res;
@@ -264,7 +292,7 @@ export class Replicate extends PassThrough implements Xlator {
   }
 
   override async create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt }> {
-    const res = await transact(this, `create ${loc.path}`, 'entry', [{ path: dirname(loc.path) }], (i) => this.children[i].create(ctx, loc, flags, args));
+    const res = await transact(this, `create ${loc.path}`, 'entry', [{ path: dirname(loc.path) }], ctx, (i, cx) => this.children[i].create(cx, loc, flags, args));
     const iatt = this.firstOk(res.map((r) => (r.ok ? { ...r, value: r.value.iatt } : r)));
     const fd = this.wrapFds(loc, flags, iatt.gfid, res.map((r) => (r.ok ? { ...r, value: r.value.fd } : r)));
     return { fd, iatt };
@@ -338,8 +366,8 @@ export class Replicate extends PassThrough implements Xlator {
 
   // --- metadata operations ---
 
-  private async metadataTxn<T>(what: string, loc: Loc, op: (i: number) => Promise<T>): Promise<T> {
-    const res = await transact(this, what, 'metadata', [loc], op);
+  private async metadataTxn<T>(what: string, ctx: Ctx, loc: Loc, op: (i: number, cx: Ctx) => Promise<T>): Promise<T> {
+    const res = await transact(this, what, 'metadata', [loc], ctx, op);
     return this.firstOk(res);
   }
 
@@ -348,11 +376,11 @@ export class Replicate extends PassThrough implements Xlator {
     let iatt: Iatt | undefined;
     if (size !== undefined) iatt = await this.truncate(ctx, loc, Number(size));
     if (Object.keys(meta).length === 0 && iatt) return iatt;
-    return this.metadataTxn(`setattr ${loc.path}`, loc, (i) => this.children[i].setattr(ctx, loc, meta));
+    return this.metadataTxn(`setattr ${loc.path}`, ctx, loc, (i, cx) => this.children[i].setattr(cx, loc, meta));
   }
 
   override async truncate(ctx: Ctx, loc: Loc, size: number): Promise<Iatt> {
-    const res = await transact(this, `truncate ${loc.path}`, 'data', [loc], (i) => (i === this.arbiter ? this.children[i].stat(ctx, loc) : this.children[i].truncate(ctx, loc, size)));
+    const res = await transact(this, `truncate ${loc.path}`, 'data', [loc], ctx, (i, cx) => (i === this.arbiter ? this.children[i].stat(cx, loc) : this.children[i].truncate(cx, loc, size)));
     return this.firstOk(res);
   }
 
@@ -363,12 +391,12 @@ export class Replicate extends PassThrough implements Xlator {
       return;
     }
     if (name.startsWith(AFR_PREFIX)) throw new FsError('EPERM', `${name} belongs to replicate`);
-    await this.metadataTxn(`setxattr ${loc.path}`, loc, (i) => this.children[i].setxattr(ctx, loc, name, value, flags));
+    await this.metadataTxn(`setxattr ${loc.path}`, ctx, loc, (i, cx) => this.children[i].setxattr(cx, loc, name, value, flags));
   }
 
   override async removexattr(ctx: Ctx, loc: Loc, name: string): Promise<void> {
     if (name.startsWith(AFR_PREFIX)) throw new FsError('EPERM', `${name} belongs to replicate`);
-    await this.metadataTxn(`removexattr ${loc.path}`, loc, (i) => this.children[i].removexattr(ctx, loc, name));
+    await this.metadataTxn(`removexattr ${loc.path}`, ctx, loc, (i, cx) => this.children[i].removexattr(cx, loc, name));
   }
 
   override async xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer> {
@@ -412,31 +440,31 @@ export class Replicate extends PassThrough implements Xlator {
   }
 
   override async mkdir(ctx: Ctx, loc: Loc, args: CreateArgs): Promise<Iatt> {
-    return this.firstOk(await transact(this, `mkdir ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].mkdir(ctx, loc, args)));
+    return this.firstOk(await transact(this, `mkdir ${loc.path}`, 'entry', this.parentLocs(loc.path), ctx, (i, cx) => this.children[i].mkdir(cx, loc, args)));
   }
 
   override async symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs): Promise<Iatt> {
-    return this.firstOk(await transact(this, `symlink ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].symlink(ctx, target, loc, args)));
+    return this.firstOk(await transact(this, `symlink ${loc.path}`, 'entry', this.parentLocs(loc.path), ctx, (i, cx) => this.children[i].symlink(cx, target, loc, args)));
   }
 
   override async mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs): Promise<Iatt> {
-    return this.firstOk(await transact(this, `mknod ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].mknod(ctx, loc, rdev, args)));
+    return this.firstOk(await transact(this, `mknod ${loc.path}`, 'entry', this.parentLocs(loc.path), ctx, (i, cx) => this.children[i].mknod(cx, loc, rdev, args)));
   }
 
   override async link(ctx: Ctx, from: Loc, to: Loc): Promise<Iatt> {
-    return this.firstOk(await transact(this, `link ${to.path}`, 'entry', this.parentLocs(to.path), (i) => this.children[i].link(ctx, from, to)));
+    return this.firstOk(await transact(this, `link ${to.path}`, 'entry', this.parentLocs(to.path), ctx, (i, cx) => this.children[i].link(cx, from, to)));
   }
 
   override async unlink(ctx: Ctx, loc: Loc): Promise<void> {
-    await transact(this, `unlink ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].unlink(ctx, loc));
+    await transact(this, `unlink ${loc.path}`, 'entry', this.parentLocs(loc.path), ctx, (i, cx) => this.children[i].unlink(cx, loc));
   }
 
   override async rmdir(ctx: Ctx, loc: Loc): Promise<void> {
-    await transact(this, `rmdir ${loc.path}`, 'entry', this.parentLocs(loc.path), (i) => this.children[i].rmdir(ctx, loc));
+    await transact(this, `rmdir ${loc.path}`, 'entry', this.parentLocs(loc.path), ctx, (i, cx) => this.children[i].rmdir(cx, loc));
   }
 
   override async rename(ctx: Ctx, from: Loc, to: Loc): Promise<void> {
-    await transact(this, `rename ${from.path}`, 'entry', this.parentLocs(from.path, to.path), (i) => this.children[i].rename(ctx, from, to));
+    await transact(this, `rename ${from.path}`, 'entry', this.parentLocs(from.path, to.path), ctx, (i, cx) => this.children[i].rename(cx, from, to));
   }
 
   override async readdirp(ctx: Ctx, loc: Loc, xattrs: string[] = []): Promise<Dirent[]> {

@@ -17,9 +17,20 @@ export function txnLock(type: 'write' | 'unlock', owner: string): Flock {
   return { type, start: TXN_LOCK_START, len: 1n, pid: 0, owner };
 }
 
-/** +by for every child's key on child i (all keys at once). */
+/** A brick translator that applies ctx.pre before the operation, in one round trip. */
+const compoundCapable = (x: unknown) => (x as { preOpCompound?: boolean }).preOpCompound === true;
+
+/** +by for every child's key on child i: one compound call where the child can, else all at once. */
 async function mark(r: Replicate, i: number, loc: Loc, type: TxnType, by: number, which: readonly number[]): Promise<void> {
-  await Promise.all(which.map((j) => r.children[i].xattrop(ROOT_CTX, loc, afrKey(r.children[j].name), delta(type, by))));
+  if (which.length === 0) return;
+  const add = delta(type, by);
+  const c = r.children[i];
+  if (compoundCapable(c)) {
+    const [first, ...rest] = which;
+    await c.xattrop({ ...ROOT_CTX, pre: rest.map((j) => ({ loc, name: afrKey(r.children[j].name), add })) }, loc, afrKey(r.children[first].name), add);
+    return;
+  }
+  await Promise.all(which.map((j) => c.xattrop(ROOT_CTX, loc, afrKey(r.children[j].name), add)));
 }
 
 /** Pre-op on targets for every loc; returns the targets where it worked. */
@@ -37,26 +48,45 @@ export async function postOp(r: Replicate, locs: Loc[], type: TxnType, marked: n
   r.noteFailures(res);
 }
 
+const preFailed = (e: unknown) => (e as { preFailed?: boolean }).preFailed === true;
+
 /**
  * Runs op on every up child inside a transaction whose changelog lives on `locs` (the inode for
  * metadata, the parent directories for entry operations). An op that fails on every child with the
- * same errno changed nothing: its marks are cleared everywhere and the error is returned.
+ * same errno changed nothing: its marks are cleared everywhere and the error is returned. Where
+ * every child can, the pre-op travels with the op (one round trip: the brick marks, then acts, and
+ * does not act if marking failed); the post-op follows without the caller waiting for it.
  */
-export async function transact<T>(r: Replicate, what: string, type: TxnType, locs: Loc[], op: (i: number) => Promise<T>): Promise<Settled<T>[]> {
+export async function transact<T>(r: Replicate, what: string, type: TxnType, locs: Loc[], ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>): Promise<Settled<T>[]> {
   const targets = r.upChildren();
   if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
-  const marked = await preOp(r, locs, type, targets);
-  if (!hasQuorum(r.quorum, marked)) {
-    await postOp(r, locs, type, marked, marked);
-    throw marked.length ? quorumError(what, marked.length, r.children.length) : new FsError('ENOTCONN', `${what}: no brick of the replica set is up`);
+  let marked: number[];
+  let res: Settled<T>[];
+  if (targets.every((i) => compoundCapable(r.children[i]))) {
+    const add = delta(type, 1);
+    const pre = locs.flatMap((loc) => r.children.map((c) => ({ loc, name: afrKey(c.name), add })));
+    const all = await r.onAll((_c, i) => op(i, { ...ctx, pre }), targets);
+    r.noteFailures(all);
+    // A child whose marking failed did not act either: it is out of this transaction.
+    marked = all.filter((x) => x.ok || !preFailed(x.err)).map((x) => x.i);
+    if (marked.length === 0) throw r.bestError(all);
+    res = all.filter((x) => marked.includes(x.i));
+  } else {
+    marked = await preOp(r, locs, type, targets);
+    if (!hasQuorum(r.quorum, marked)) {
+      await postOp(r, locs, type, marked, marked);
+      throw marked.length ? quorumError(what, marked.length, r.children.length) : new FsError('ENOTCONN', `${what}: no brick of the replica set is up`);
+    }
+    res = await r.onAll((_c, i) => op(i, ctx), marked);
+    r.noteFailures(res);
   }
-  const res = await r.onAll((_c, i) => op(i), marked);
-  r.noteFailures(res);
   let ok = res.filter((x) => x.ok).map((x) => x.i);
   const errs = res.filter((x): x is Extract<Settled<T>, { ok: false }> => !x.ok);
   const clean = ok.length === 0 && errs.length > 0 && errs.every((e) => e.err.errno === errs[0].err.errno && !isConnectionErrno(e.err.errno));
   if (clean) ok = marked;
-  await postOp(r, locs, type, marked, ok);
+  // The answer does not wait for the post-op (the op is done where it worked); readers of
+  // these changelogs in this client wait for it (Replicate.behind).
+  r.behind(locs, postOp(r, locs, type, marked, ok));
   if (clean) throw errs[0].err;
   if (res.every((x) => !x.ok)) throw r.bestError(res);
   if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);

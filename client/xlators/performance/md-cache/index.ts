@@ -329,12 +329,16 @@ export class MdCache extends PassThrough implements Xlator {
   }
 
   override async unlink(ctx: Ctx, loc: Loc) {
-    const old = this.cache.get(loc.path)?.iatt;
+    const known = this.cache.get(loc.path);
+    const old = known?.iatt;
+    const gfid = old?.gfid ?? loc.gfid ?? known?.gfid;
     try {
       await this.entryOp([loc.path], [dirname(loc.path)], () => this.child.unlink(ctx, loc), () => ({ when: MdCache.now(), nlink: MdCache.same }));
     } finally {
-      // The inode's other names lost a link (and its ctime changed).
-      if (old && old.nlink > 1) this.dropLinks(old.gfid, []);
+      // The inode's other names lost a link (and its ctime changed); with its link count not
+      // known here, any other name of it may be cached.
+      if (gfid && (!old || old.nlink > 1)) this.dropLinks(gfid, []);
+      else if (!gfid) for (const o of this.cache.values()) if (o.iatt && o.iatt.nlink > 1 && !isDir(o.iatt.mode)) o.iatt = undefined;
     }
   }
 

@@ -41,7 +41,7 @@ interface Pending {
 }
 
 /** A Session reply as proto-loader decodes it: res names the oneof field that is set. */
-interface FopReply { id: number; errno: string; message: string; res?: string }
+interface FopReply { id: number; errno: string; message: string; pre_failed?: boolean; res?: string }
 
 type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => unknown;
 
@@ -58,6 +58,8 @@ function toWireFlock(l: Flock) {
 }
 
 export class ProtocolClient extends PassThrough implements Xlator {
+  /** Applies ctx.pre on the brick before the operation, in the same round trip. */
+  readonly preOpCompound = true;
   private readonly opts: Options;
   /** Bumped when reconfigure moves this translator to another brick. */
   private gen = 0;
@@ -314,7 +316,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
       if (!p) return;
       if (r.errno) {
         const errno = isErrno(r.errno) ? (r.errno as Errno) : 'EIO';
-        p.settle(new FsError(errno, `${p.method} on ${this.brick}: ${r.message.replace(/^E[A-Z0-9]+: /, '')}`));
+        const e = new FsError(errno, `${p.method} on ${this.brick}: ${r.message.replace(/^E[A-Z0-9]+: /, '')}`);
+        p.settle(r.pre_failed ? Object.assign(e, { preFailed: true }) : e);
       } else {
         p.settle(null, r.res ? (r as unknown as Record<string, unknown>)[r.res] ?? {} : {});
       }
@@ -369,7 +372,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
       s.pending.set(id, p);
       this.inflight.add(fail);
       ctx.signal?.addEventListener('abort', onAbort, { once: true });
-      s.stream.write({ id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, [method.toLowerCase()]: req });
+      const pre = ctx.pre?.map((x) => ({ loc: ProtocolClient.wloc(x.loc), name: x.name, add: x.add }));
+      s.stream.write({ id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, [method.toLowerCase()]: req });
     });
   }
 
