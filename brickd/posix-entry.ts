@@ -9,6 +9,7 @@ import type { Brick } from './brick.js';
 import { PRIVATE_DIR, type HostPath } from './confine.js';
 import { GFID_XATTR, checkGfid, iattOf, writeGfid } from './iatt.js';
 import { xget, xlist, xset } from './xattr.js';
+import { mapBounded } from '../common/concurrency.js';
 
 const S_ISGID = 0o2000;
 const READDIR_PARALLEL = 32;
@@ -87,18 +88,6 @@ export async function stat(b: Brick, loc: { path: string }): Promise<Iatt> {
   return iattOf(hp.host, hp.isRoot);
 }
 
-async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 export async function readdirp(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<Dirent[]> {
   const hp = await b.resolve(loc.path);

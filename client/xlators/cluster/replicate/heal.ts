@@ -1,6 +1,7 @@
 // The heal of one path (data, metadata, entries, and what an entry heal creates), heals started
 // from lookups in the background (bounded), the index sweep of the self-heal daemon, the heal info
 // answer and the resolution of split-brain.
+import { mapBounded } from '../../../../common/concurrency.js';
 import { FsError } from '../../../../common/errors.js';
 import { ROOT_CTX, isDir, isReg, type Iatt } from '../../../../common/types.js';
 import { healData, type HealOutcome, type SourceChoice } from './heal-data.js';
@@ -48,30 +49,36 @@ export class Healer {
     const seen = new Set<string>();
     const opt = this.r.opts;
     const choice: SourceChoice = o.choice ?? { policy: opt['favorite-child-policy'] };
-    while (todo.length && seen.size < MAX_DEPTH * 64) {
-      const p = todo.shift()!;
-      if (seen.has(p)) continue;
-      seen.add(p);
+    // In waves: a directory before the entries its heal created, those of one wave at once.
+    const one = async (p: string): Promise<string[]> => {
       const look = await this.r.lookupAll(ROOT_CTX, { path: p });
       const found = this.r.stateOf(look);
-      if (!found) { result.outcomes.push('gone'); continue; }
+      if (!found) { result.outcomes.push('gone'); return []; }
       const { iatt } = found;
       const add = (x: HealOutcome) => {
         result.outcomes.push(x);
         if (x === 'split-brain') result.splitBrain = true;
         if (x === 'busy') result.busy = true;
       };
+      let next: string[] = [];
       if (isDir(iatt.mode)) {
         if (!o.client || opt['entry-self-heal']) {
           const e = await healEntry(this.r, p, o.full);
           add(e.outcome);
-          todo.push(...e.next);
+          next = e.next;
         }
       } else if (isReg(iatt.mode) && (!o.client || opt['data-self-heal']) && !this.r.txns.busy(iatt.gfid)) {
         add(await healData(this.r, p, choice));
       }
       if (!o.client || opt['metadata-self-heal']) add(await healMetadata(this.r, p, choice, o.full));
       this.r.inodes.delete(iatt.gfid);
+      return next;
+    };
+    const width = o.client ? 1 : opt['shd-max-threads'];
+    while (todo.length && seen.size < MAX_DEPTH * 64) {
+      const wave = todo.splice(0).filter((p) => !seen.has(p) && seen.add(p));
+      const more = await mapBounded(wave, width, one);
+      todo.push(...more.flat());
     }
     return result;
   }
@@ -83,16 +90,24 @@ export class Healer {
     let left = 0;
     const paths = new Set<string>();
     for (const i of children) for (const e of (await listIndex(this.r, i)) ?? []) paths.add(e.path);
-    // Directories first (shallow first), so entries exist before their data heals.
-    for (const p of [...paths].sort((a, b) => a.split('/').length - b.split('/').length)) {
-      try {
-        const res = await this.healPath(p);
-        if (res.busy || res.splitBrain) left++;
-        else healed++;
-      } catch (e) {
-        failed++;
-        this.r.log.warn({ path: p, err: (e as Error).message }, 'index heal failed');
-      }
+    // Shallow paths first, one depth at a time, so entries exist before their data heals; the
+    // paths of one depth are independent and heal shd-max-threads at a time.
+    const byDepth = new Map<number, string[]>();
+    for (const p of paths) {
+      const d = p === '/' ? 0 : p.split('/').length;
+      byDepth.set(d, [...(byDepth.get(d) ?? []), p]);
+    }
+    for (const d of [...byDepth.keys()].sort((a, b) => a - b)) {
+      await mapBounded(byDepth.get(d)!, this.r.opts['shd-max-threads'], async (p) => {
+        try {
+          const res = await this.healPath(p);
+          if (res.busy || res.splitBrain) left++;
+          else healed++;
+        } catch (e) {
+          failed++;
+          this.r.log.warn({ path: p, err: (e as Error).message }, 'index heal failed');
+        }
+      });
     }
     return { healed, failed, left };
   }

@@ -34,12 +34,13 @@ export const OPTIONS: readonly OptionDef[] = [
   { key: 'post-op-delay-secs', type: 'time', default: 1, min: 0, max: 60, description: 'how long a data transaction stays open after the last write (eager lock, delayed post-op)' },
   { key: 'arbiter-count', type: 'int', default: 0, min: 0, max: 1, description: 'the last child of the set is an arbiter: names and metadata, no data' },
   { key: 'heal-timeout', type: 'time', default: 60, min: 1, description: 'seconds between the self-heal daemon\'s sweeps of the heal index' },
+  { key: 'shd-max-threads', type: 'int', default: 8, min: 1, max: 64, description: 'heals the self-heal daemon runs at once per replica set (gluster\'s default is 1)' },
 ];
 
 interface Options {
   'quorum-type'?: QuorumType; 'quorum-count': number; 'favorite-child-policy': Policy; 'self-heal-daemon': boolean;
   'data-self-heal': boolean; 'metadata-self-heal': boolean; 'entry-self-heal': boolean; 'background-self-heal-count': number;
-  'post-op-delay-secs': number; 'arbiter-count': number; 'heal-timeout': number;
+  'post-op-delay-secs': number; 'arbiter-count': number; 'heal-timeout': number; 'shd-max-threads': number;
 }
 
 export type Settled<T> = { ok: true; value: T; i: number } | { ok: false; err: FsError; i: number };
