@@ -3,7 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../common/log.js';
-import { SERVER_OPTIONS, brickService } from '../common/proto.js';
+import { SERVER_OPTIONS, brickService, newServer } from '../common/proto.js';
 import { Brick } from './brick.js';
 import { USAGE, UsageError, parseCli, type BrickdOptions } from './cli.js';
 import { BrickRefused, prepareBrick } from './prepare.js';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   }
 
   const brick = new Brick({ brickPath: opts.brickPath, realRoot, volume: opts.volume, volumeId: opts.volumeId, log });
-  const server = new grpc.Server(SERVER_OPTIONS);
+  const server = newServer(SERVER_OPTIONS);
   server.addService(brickService().service, brickImplementation(brick, { volumeId: opts.volumeId, secret: opts.secret }));
 
   // Signals are handled from here on, so a stop during startup is graceful too.

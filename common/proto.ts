@@ -44,6 +44,33 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.http2.min_ping_interval_without_data_ms': 5_000,
 } as grpc.ServerOptions;
 
+/** The HTTP/2 receive windows of a server, per stream and per connection. grpc-js applies
+ *  'grpc-node.flow_control_window' to channels only: a server keeps HTTP/2's 64 KiB, so every
+ *  1 MiB request waited for 16 window updates, and requests in flight did not overlap. */
+export const SERVER_WINDOW = 8 * 1024 * 1024;
+
+/** A grpc.Server with SERVER_OPTIONS whose HTTP/2 sessions receive with SERVER_WINDOW. Reaches into
+ *  grpc-js internals (commonServerOptions, createHttp2Server); without them it is a plain server. */
+export function newServer(options: grpc.ServerOptions = SERVER_OPTIONS): grpc.Server {
+  const server = new grpc.Server(options);
+  const inner = server as unknown as {
+    commonServerOptions?: { settings?: Record<string, unknown> };
+    createHttp2Server?: (creds: unknown) => { on(ev: 'session', fn: (s: { setLocalWindowSize?(n: number): void }) => void): void };
+  };
+  if (inner.commonServerOptions) inner.commonServerOptions.settings = { ...inner.commonServerOptions.settings, initialWindowSize: SERVER_WINDOW };
+  const create = inner.createHttp2Server;
+  if (typeof create === 'function') {
+    inner.createHttp2Server = function (this: unknown, creds: unknown) {
+      const h = create.call(this, creds);
+      h.on('session', (session) => {
+        try { session.setLocalWindowSize?.(SERVER_WINDOW); } catch { /* an old Node: the stream windows still help */ }
+      });
+      return h;
+    };
+  }
+  return server;
+}
+
 const cache = new Map<string, grpc.GrpcObject>();
 
 /** The loaded package of proto/<file>.proto, e.g. loadProto('brick').gfs.brick.Brick. */

@@ -9,7 +9,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { brickService, CHANNEL_OPTIONS, SERVER_OPTIONS } from '../common/proto.js';
+import { brickService, CHANNEL_OPTIONS, newServer, SERVER_OPTIONS } from '../common/proto.js';
 
 const { values } = parseArgs({ options: { calls: { type: 'string' }, mib: { type: 'string' }, serve: { type: 'boolean' }, inproc: { type: 'boolean' }, brick: { type: 'boolean' } } });
 const CALLS = Number(values.calls ?? 5000);
@@ -19,7 +19,7 @@ const BLOCK = 1024 * 1024;
 type Cb = (e: grpc.ServiceError | null, r?: unknown) => void;
 
 async function serve(): Promise<{ port: number; stop: () => void }> {
-  const server = new grpc.Server(SERVER_OPTIONS);
+  const server = newServer(SERVER_OPTIONS);
   const block = Buffer.alloc(BLOCK, 1);
   server.addService(brickService().service, {
     Ping: (_c: unknown, cb: Cb) => cb(null, { volume_id: '', brick_path: '', pid: process.pid }),

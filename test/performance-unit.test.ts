@@ -1,6 +1,7 @@
 // Unit tests of the performance translators over an in-memory brick: what they cache, what they
 // delay, and that every change made through them is seen by the next operation.
 import test from 'ava';
+import { donate } from '../common/buffers.js';
 import { FsError } from '../common/errors.js';
 import { PassThrough, type Xlator } from '../common/fops.js';
 import { newGfid } from '../common/gfid.js';
@@ -388,6 +389,71 @@ test('write-behind switched off writes through', async (t) => {
   t.is(String(mem.names.get('/w')!.data), 'now');
 });
 
+test('write-behind keeps several 1 MiB writes of one file in flight (window 4 MiB) and waits beyond it', async (t) => {
+  const { mem, spy, top } = stack((ch) => new WriteBehind('wb', {}, [ch]));
+  const fd = await file(top, '/big');
+  let release!: () => void;
+  spy.hold = new Promise((r) => { release = r; });
+  const mib = 1024 * 1024;
+  for (let i = 0; i < 4; i++) t.is(await top.write(c, fd, i * mib, Buffer.alloc(mib, i + 1)), mib);
+  t.is(spy.n('write'), 4, 'all four on their way to the child at once');
+  t.is(mem.names.get('/big')!.data.length, 0);
+  let fifth = false;
+  const p5 = top.write(c, fd, 4 * mib, Buffer.alloc(mib, 5)).then(() => { fifth = true; });
+  const p6 = top.write(c, fd, 5 * mib, Buffer.alloc(mib, 6));
+  await sleep(30);
+  t.false(fifth && (await Promise.race([p6.then(() => true), sleep(5).then(() => false)])), 'the window holds the writer back');
+  release();
+  spy.hold = undefined;
+  await Promise.all([p5, p6]);
+  await top.flush(c, fd);
+  const d = mem.names.get('/big')!.data;
+  t.is(d.length, 6 * mib);
+  for (let i = 0; i < 6; i++) t.is(d[i * mib + 7], i + 1);
+  t.is((top as WriteBehind).pendingBytes, 0);
+});
+
+test('write-behind answers random 4 KiB writes at once, many in flight; a failure shows at the next write', async (t) => {
+  const { mem, spy, top } = stack((ch) => new WriteBehind('wb', {}, [ch]));
+  const fd = await file(top, '/rand');
+  await top.write(c, fd, 0, Buffer.alloc(1024 * 1024));
+  await top.fsync(c, fd, false);
+  let release!: () => void;
+  spy.hold = new Promise((r) => { release = r; });
+  const before = spy.n('write');
+  for (let i = 0; i < 64; i++) await top.write(c, fd, ((i * 37) % 256) * 4096, Buffer.alloc(4096, 9));
+  t.true(spy.n('write') - before >= 63, `${spy.n('write') - before} child writes in flight`);
+  release();
+  spy.hold = undefined;
+  await top.fsync(c, fd, false);
+  t.is(mem.names.get('/rand')!.data[37 * 4096], 9);
+  spy.failWrites = true;
+  await top.write(c, fd, 8 * 4096, Buffer.alloc(4096, 1));
+  await sleep(20);
+  const e = await t.throwsAsync(top.write(c, fd, 99 * 4096, Buffer.alloc(4096, 1)));
+  t.is((e as FsError).errno, 'ENOSPC');
+  spy.failWrites = false;
+  await t.notThrowsAsync(top.fsync(c, fd, false), 'reported once');
+});
+
+test('write-behind copies a caller\'s buffer but keeps a donated one', async (t) => {
+  const { mem, spy, top } = stack((ch) => new WriteBehind('wb', {}, [ch]));
+  const fd = await file(top, '/d');
+  let release!: () => void;
+  spy.hold = new Promise((r) => { release = r; });
+  const mine = Buffer.from('aaaa');
+  await top.write(c, fd, 0, mine);
+  mine.fill('b'); // the caller reuses its buffer: what was written stays 'aaaa'
+  const given = donate(Buffer.from('cccc'));
+  await top.write(c, fd, 100, given);
+  release();
+  spy.hold = undefined;
+  await top.flush(c, fd);
+  const d = mem.names.get('/d')!.data;
+  t.is(String(d.subarray(0, 4)), 'aaaa');
+  t.is(String(d.subarray(100, 104)), 'cccc');
+});
+
 // --- read-ahead ---
 
 test('read-ahead serves sequential reads from pages read ahead, and drops them on a write', async (t) => {
@@ -408,6 +474,41 @@ test('read-ahead serves sequential reads from pages read ahead, and drops them o
   t.is((await top.read(c, fd, 60 * 1024, 8192)).length, 4096, 'short at end of file');
   await top.release(c, fd);
   t.true(spy.n('read') > 0);
+});
+
+test('read-ahead keeps pages in flight ahead of a reader whose reads arrive out of order, never past the end of file', async (t) => {
+  const { spy, top } = stack((ch) => new ReadAhead('ra', { 'page-size': '4KB', 'page-count': 4 }, [ch]));
+  const data = Buffer.alloc(40 * 1024);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7) % 253;
+  const fd = await file(top, '/o');
+  await top.write(c, fd, 0, data);
+  const ra = top as ReadAhead;
+  const got = new Map<number, Buffer>();
+  got.set(0, await top.read(c, fd, 0, 4096));
+  got.set(4096, await top.read(c, fd, 4096, 4096));
+  // The kernel's readahead: two READs at once, the later one first.
+  for (let off = 8192; off < data.length; off += 8192) {
+    const [b, a] = await Promise.all([top.read(c, fd, off + 4096, 4096), top.read(c, fd, off, 4096)]);
+    got.set(off, a);
+    got.set(off + 4096, b);
+  }
+  t.deepEqual(Buffer.concat([...got.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1])), data);
+  t.is(ra.hits, 9, 'every read after the first two from pages read ahead');
+  const reads = spy.n('read');
+  t.true(reads <= 12, `${reads} child reads for 10 pages`);
+  t.is((await top.read(c, fd, data.length, 4096)).length, 0);
+  await top.read(c, fd, data.length, 4096);
+  t.true(spy.n('read') - reads <= 3, 'nothing read ahead past the end of file');
+});
+
+test('read-ahead reads nothing ahead for random reads, even near each other', async (t) => {
+  const { spy, top } = stack((ch) => new ReadAhead('ra', { 'page-size': '4KB', 'page-count': 4 }, [ch]));
+  const fd = await file(top, '/r');
+  await top.write(c, fd, 0, Buffer.alloc(256 * 1024, 3));
+  const before = spy.n('read');
+  const offs = [50, 52, 10, 12, 30, 33, 31, 60, 2, 5].map((p) => p * 4096);
+  for (const off of offs) t.is((await top.read(c, fd, off, 4096))[0], 3);
+  t.is(spy.n('read') - before, offs.length, 'one child read per read');
 });
 
 // --- io-cache ---

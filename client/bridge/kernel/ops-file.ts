@@ -1,5 +1,6 @@
 // Open-file requests: OPEN, CREATE, READ, WRITE, FLUSH, FSYNC, RELEASE, the locks (GETLK, SETLK,
 // SETLKW; flock(2) arrives as SETLK* with FUSE_LK_FLOCK), FALLOCATE and COPY_FILE_RANGE.
+import { donate } from '../../../common/buffers.js';
 import { FsError } from '../../../common/errors.js';
 import { newGfid } from '../../../common/gfid.js';
 import { FLOCK_OWNER_PREFIX, OPEN_IATT, type Fd, type Flock, type Iatt, type LockCmd, type LockType } from '../../../common/types.js';
@@ -59,13 +60,25 @@ async function read(s: Session, req: Request) {
   return s.top.read(req.ctx, s.file(fh).fd, offset, size);
 }
 
+/** WRITE payloads from this size on keep their request buffer; smaller ones are copied. */
+const KEEP_MIN = 256 * 1024;
+
 async function write(s: Session, req: Request) {
   const fh = req.body.u64();
   const offset = req.body.n64();
   const size = req.body.u32();
   req.body.skip(20); // write_flags, lock_owner, flags, padding
-  req.keep();
-  const data = req.body.rest(size);
+  // A large payload keeps its request buffer (the device reads the next request into a new one);
+  // a small one is copied out, so the device goes on with its buffer instead of allocating 1 MiB
+  // per 4 KiB write (and write-behind does not pin a 1 MiB buffer for each small write it holds).
+  let data: Buffer;
+  if (size >= KEEP_MIN) {
+    req.keep();
+    data = req.body.rest(size);
+  } else {
+    data = Buffer.from(req.body.rest(size));
+  }
+  donate(data); // ours for good either way: layers below may keep it without a copy
   s.stats.add('write', size);
   const f = s.file(fh);
   s.inodes.get(f.nodeid).wroteLocally = true;

@@ -59,7 +59,8 @@ export class IoCache extends PassThrough implements Xlator {
       return Buffer.from(hit);
     }
     const got = await this.child.read(ctx, fd, offset, size);
-    if (this.gen(fd.gfid) === gen) this.data.set(key, Buffer.from(got));
+    // Kept as it is, no copy: nothing above writes into a buffer a read returned.
+    if (this.gen(fd.gfid) === gen) this.data.set(key, got);
     return got;
   }
 
