@@ -76,9 +76,13 @@ export class HealIndex {
         try {
           const { path } = JSON.parse(await readFile(file, 'utf8')) as { path: string };
           const hp = await this.confiner.resolve(path);
+          // Forgotten before the check: an xattrop after it rewrites the entry (under this
+          // mutex, so after a removal); one before it left its counter where the check sees it.
+          this.known.delete(hp.host);
           if ((await readGfid(hp.host)) === gfid && (await anyPending(hp.host))) return { gfid, path };
-        } catch { /* unreadable entry or the path is gone */ }
-        this.known.clear();
+        } catch {
+          this.known.clear(); // unreadable entry or the path is gone
+        }
         await unlink(file).catch(() => undefined);
         return undefined;
       });

@@ -3,7 +3,7 @@
 // It fetches the volume's spec from gfsd, builds the client graph without FUSE, and works on every
 // replicate translator in it:
 //   daemon:   sweeps the heal index of the bricks on --node-host whenever a brick comes back, soon
-//             after a sweep that left work, and every cluster.heal-timeout seconds
+//             after a sweep that found work, and every cluster.heal-timeout seconds
 //   --once info | heal | full | split-brain HOW FILE [HOST:BRICK]:  one answer as JSON on stdout.
 import { realpathSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -126,7 +126,8 @@ async function daemon(server: string, volume: string, nodeHost: string | undefin
         if (r.opts['self-heal-daemon']) {
           const res = await r.healer.sweepIndex(local.filter((i) => r.up[i]));
           if (res.healed || res.failed || res.left) log.info({ set: r.name, ...res }, 'index sweep');
-          if (res.failed || res.left) delay = RETRY_MS;
+          // Work found: look again soon, for changes pending since (a transaction open during the sweep).
+          if (res.healed || res.failed || res.left) delay = RETRY_MS;
         }
       } catch (e) {
         log.warn({ set: r.name, err: (e as Error).message, errno: toErrno(e) }, 'index sweep failed');

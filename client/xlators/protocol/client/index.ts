@@ -181,11 +181,14 @@ export class ProtocolClient extends PassThrough implements Xlator {
    * here rather than reach whatever the new daemon gave the same number. */
   private notePid(pid: number | undefined): void {
     if (!pid) return;
-    if (this.brickPid && pid !== this.brickPid) {
-      this.gen++;
-      this.log.info({ brick: this.brick, was: this.brickPid, now: pid }, 'brick daemon restarted; files open on it must be opened again');
-    }
+    const was = this.brickPid;
     this.brickPid = pid;
+    if (!was || pid === was) return;
+    this.gen++;
+    this.log.info({ brick: this.brick, was, now: pid }, 'brick daemon restarted; files open on it must be opened again');
+    // Gone and back between two pings (the channel reconnected by itself): it may have missed
+    // changes, so the parents hear child-up again (replicate sweeps its heal index then).
+    if (this.up) queueMicrotask(() => this.parent?.notify('child-up', this));
   }
 
   /** A changed spec (replace-brick, `volume set network.ping-timeout`): the new options apply now;
