@@ -145,6 +145,16 @@ export async function releaseOp(b: Brick, fd: number): Promise<void> {
   await f.fh.close();
 }
 
+/** Drops every lock an fd holds (its client went away); the fd itself stays open, for the client
+ *  to use again after it reconnects to this same daemon. */
+export function dropLocksOp(b: Brick, fd: number): void {
+  let f;
+  try { f = b.fds.get(fd); } catch { return; } // released meanwhile
+  b.locks.release(f.gfid, f.id, f.lockOwners);
+  b.locks.release(lockKey(f.gfid, FLOCK_OWNER_PREFIX), f.id, f.lockOwners);
+  f.lockOwners.clear();
+}
+
 /** The lock table key of a file: flock(2) locks live apart from POSIX record locks. */
 const lockKey = (gfid: string, owner: string) => (isFlockOwner(owner) ? `${gfid}:flock` : gfid);
 

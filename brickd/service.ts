@@ -177,10 +177,17 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         call.end();
       }
     };
+    // The fds this client took locks on: when it goes away, its locks go (a healer or another
+    // client would wait on them for ever), as GlusterFS's server clears a disconnected client's.
+    const locked = new Set<number>();
     const stop = () => {
+      if (closed && running.size === 0 && locked.size === 0) return;
       closed = true;
       for (const a of running.values()) a.abort();
       running.clear();
+      for (const fd of locked) file.dropLocksOp(brick, fd);
+      if (locked.size) brick.log.info({ peer: call.getPeer(), fds: locked.size }, 'client gone: its locks dropped');
+      locked.clear();
     };
     call.on('cancelled', stop);
     call.on('error', stop);
@@ -197,6 +204,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         if (!closed) call.write({ id, errno: 'ENOSYS', message: `no operation '${field}' on this brick` });
         return;
       }
+      if (field === 'lk' && m.lk?.lock?.type !== 'unlock') locked.add(Number(m.lk?.fd));
       const abort = new AbortController();
       running.set(id, abort);
       const ctx = callerCtx(m.caller);

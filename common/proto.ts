@@ -42,6 +42,10 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc-node.flow_control_window': 8 * 1024 * 1024,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  // The brick pings its clients too: a client gone without a word (a cut link) is noticed, and
+  // the locks it held are dropped (brickd's Session), as GlusterFS's server does on disconnect.
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
 } as grpc.ServerOptions;
 
 /** The HTTP/2 receive windows of a server, per stream and per connection. grpc-js applies
