@@ -110,6 +110,20 @@ export async function healEntry(r: Replicate, dir: string, full = false): Promis
     }
     r.log.info({ dir, source: r.children[src].name, sinks: d.sinks.map((i) => r.children[i].name) }, 'entries healed');
   }
-  if (d.pending) await resetCounters(r, dir, ['entry'], within);
+  if (d.pending) {
+    await resetCounters(r, dir, ['entry'], within);
+    // No directory lock yet: names made or removed while this heal ran may have lost their marks
+    // to the reset. Copies that still differ are left blaming each other, so the next sweep merges.
+    const again = await r.onAll((c) => c.readdirp(ROOT_CTX, { path: dir }), within);
+    const names = again.filter((x) => x.ok && x.i !== r.arbiter)
+      .map((x) => new Set((x as { value: Dirent[] }).value.map((e) => e.name)));
+    const same = names.every((n) => n.size === names[0].size && [...n].every((x) => names[0].has(x)));
+    if (!same) {
+      const copies = again.filter((x) => x.ok && x.i !== r.arbiter).map((x) => x.i);
+      await r.onAll((c, i) => Promise.all(copies.filter((j) => j !== i)
+        .map((j) => c.xattrop(ROOT_CTX, { path: dir }, afrKey(r.children[j].name), delta('entry', 1)))), copies);
+      r.log.info({ dir }, 'entries changed during the heal: left pending for the next sweep');
+    }
+  }
   return { outcome: d.pending ? 'healed' : 'none', next: [...new Set(next)] };
 }
