@@ -205,6 +205,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         return;
       }
       if (field === 'lk' && m.lk?.lock?.type !== 'unlock') locked.add(Number(m.lk?.fd));
+      if (field === 'release') locked.delete(Number(m.release?.fd)); // its close drops its locks
       const abort = new AbortController();
       running.set(id, abort);
       const ctx = callerCtx(m.caller);
