@@ -122,6 +122,21 @@ async function leveled(sets: [string, string][], done: Done[], limitMs = 180_000
   await waitFor('replicas to be level', async () => !(why = await level(sets, done)), limitMs).catch((e) => { throw new Error(`${e.message}: ${why}`); });
 }
 
+/** Runs `heal VOL full` until the sets are level; the last reason they were not when it times out. */
+async function healFullUntilLevel(vol: string, sets: [string, string][], done: Done[]): Promise<string> {
+  let why: string | undefined;
+  let out = '';
+  const runs: number[] = [];
+  await waitFor('heal full', async () => {
+    const t0 = Date.now();
+    const r = await lab.gfs(['volume', 'heal', vol, 'full']);
+    runs.push(Date.now() - t0);
+    out = `${r.code} ${r.stdout.trim()} ${r.stderr.trim()}`;
+    return !(why = await level(sets, done));
+  }, 180_000).catch((e) => { throw new Error(`${e.message}: ${why} (last heal full said: ${out})`); });
+  return `heal full ran ${runs.length} times (${runs.map((x) => `${x} ms`).join(', ')})`;
+}
+
 const MiB = (done: Done[]) => (done.filter((d) => !d.error).reduce((s, d) => s + (d.bytes ?? 0), 0) / 2 ** 20).toFixed(1);
 
 /** A 2 x 2 volume over the four nodes: (n1, n2), (n3, n4). */
@@ -226,11 +241,12 @@ test.serial('a node powered off and back; then its disk replaced: reset-brick an
   await lab.mustGfs(['volume', 'reset-brick', 'power', src, src, 'commit', 'force']);
   const reset = Date.now();
   await lab.mustGfs(['volume', 'heal', 'power', 'full']);
+  const first = Date.now() - reset;
   done = await w.stop();
   all.push(...done);
   t.deepEqual(done.filter((d) => d.error), []);
-  await waitFor('heal full', async () => { await lab.gfs(['volume', 'heal', 'power', 'full']); return !(await level(sets, all)); }, 180_000);
-  t.log(`reset-brick on an emptied brick: level ${Date.now() - reset} ms after commit; ${MiB(done)} MiB written around the fault`);
+  const runs = await healFullUntilLevel('power', sets, all);
+  t.log(`reset-brick on an emptied brick: level ${Date.now() - reset} ms after commit (the first heal full, while writing: ${first} ms; then ${runs}); ${MiB(done)} MiB written around the fault`);
 
   // replace-brick to a new directory (another disk) on node2, while the mount stays up.
   const dst = `${n2.addr}:${lab.brick(1, 'power-new')}`;
@@ -244,8 +260,8 @@ test.serial('a node powered off and back; then its disk replaced: reset-brick an
   all.push(...done);
   t.deepEqual(done.filter((d) => d.error), []);
   const newSets: [string, string][] = [[lab.brick(0, 'power'), lab.brick(1, 'power-new')], sets[1]];
-  await waitFor('heal full onto the new brick', async () => { await lab.gfs(['volume', 'heal', 'power', 'full']); return !(await level(newSets, all)); }, 180_000);
-  t.log(`replace-brick: new brick level ${Date.now() - replaced} ms after commit; ${MiB(done)} MiB written meanwhile; ${MiB(all)} MiB in ${all.length} files in all`);
+  const runs2 = await healFullUntilLevel('power', newSets, all);
+  t.log(`replace-brick: new brick level ${Date.now() - replaced} ms after commit (${runs2}); ${MiB(done)} MiB written meanwhile; ${MiB(all)} MiB in ${all.length} files in all`);
   await finish('power', mp);
 });
 

@@ -144,6 +144,25 @@ test('entry heal: files created, deleted and renamed while a child was down', as
   for (const p of ['/', '/dir', '/dir/sub', '/new', '/moved']) for (const k of kids) for (const j of kids) t.deepEqual(k.counts(p, j.name), zero, `${p} on ${k.name}`);
 });
 
+test('entry heal of many names at once: every file with its data and gfid, hard links linked once', async (t) => {
+  const { kids, r } = await setup(2, { 'shd-max-threads': 8 });
+  down(r, kids[1]);
+  for (let i = 0; i < 60; i++) await writeFile(r, `/f${i}`, `data ${i}`);
+  await r.link(C, file('/f0'), file('/f0-link'));
+  await r.link(C, file('/f1'), file('/f1-a'));
+  await r.link(C, file('/f1'), file('/f1-b'));
+  await r.mkdir(C, file('/d'), { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
+  up(r, kids[1]);
+  await r.heal('/');
+  const names = (k: AfrMem) => [...k.names.keys()].sort();
+  t.deepEqual(names(kids[1]), names(kids[0]));
+  for (let i = 0; i < 60; i++) t.is(kids[1].data(`/f${i}`), `data ${i}`);
+  for (const p of ['/f0', '/f0-link', '/f1', '/f1-a', '/f1-b', '/d']) t.is(kids[1].names.get(p)!.gfid, kids[0].names.get(p)!.gfid, `${p}: same gfid`);
+  t.is(kids[1].names.get('/f1-b'), kids[1].names.get('/f1'), 'one inode under its three names on the healed copy');
+  t.is(kids[1].names.get('/f1')!.nlink, 3);
+  for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/', j.name), zero, `/ on ${k.name}`);
+});
+
 test('split-brain: EIO on open, each resolution keeps the chosen copy', async (t) => {
   const { kids, r } = await setup();
   await writeFile(r, '/f', 'base');

@@ -2,6 +2,7 @@
 // one lacks (deleted or renamed away while it was down) and gains the ones it lacks (created or
 // renamed in): directories are made and healed in turn, files created empty and then marked stale
 // so the data heal copies them under its lock, symlinks and hard links made as they are.
+import { mapBounded } from '../../../../common/concurrency.js';
 import { toErrno } from '../../../../common/errors.js';
 import { ROOT_CTX, isDir, isLnk, isReg, joinPath, type Dirent, type LookupReply } from '../../../../common/types.js';
 import { afrKey, delta, findDirection } from './changelog.js';
@@ -56,6 +57,19 @@ async function createCopy(r: Replicate, src: number, sink: number, path: string,
   return [];
 }
 
+interface Copy { src: number; sink: number; path: string; e: Dirent }
+
+/** Creates the copies, shd-max-threads at once; the names of one hard-linked inode one after the
+ *  other (the first is created, the rest linked to it). The paths to heal next. */
+async function createCopies(r: Replicate, copies: Copy[], failed: (c: Copy, err: Error) => void): Promise<string[]> {
+  const linked = new Map<string, string>();
+  const one = (c: Copy) => createCopy(r, c.src, c.sink, c.path, c.e, linked).catch((err) => { failed(c, err as Error); return []; });
+  const single = copies.filter((c) => isDir(c.e.iatt.mode) || c.e.iatt.nlink <= 1);
+  const out = (await mapBounded(single, r.opts['shd-max-threads'], one)).flat();
+  for (const c of copies.filter((x) => !single.includes(x))) out.push(...await one(c));
+  return out;
+}
+
 export interface EntryHeal { outcome: HealOutcome; next: string[] }
 
 /** Heals the names of dir; returns paths (new directories and files) to heal after it. */
@@ -71,24 +85,24 @@ export async function healEntry(r: Replicate, dir: string, full = false): Promis
   r.noteFailures(listed);
   for (const l of listed) if (l.ok) lists.set(l.i, new Map(l.value.map((e) => [e.name, e])));
   const next: string[] = [];
-  const linked = new Map<string, string>();
   const merge = !d.pending || d.splitBrain || d.sinks.length === 0;
   if (merge) {
     // No copy is known stale (a full crawl, or copies that blame each other): add what is missing
     // anywhere, remove nothing.
+    const copies: Copy[] = [];
     for (const [i, names] of lists) {
       for (const [j, other] of lists) {
         if (i === j) continue;
         for (const [name, e] of other) {
           if (names.has(name) || j === r.arbiter && !isDir(e.iatt.mode)) continue;
           names.set(name, e);
-          next.push(...await createCopy(r, j, i, joinPath(dir, name), e, linked).catch((err) => {
-            r.log.warn({ path: joinPath(dir, name), err: (err as Error).message }, 'entry heal: cannot create');
-            return [];
-          }));
+          copies.push({ src: j, sink: i, path: joinPath(dir, name), e });
         }
       }
     }
+    next.push(...await createCopies(r, copies, (c, err) => {
+      r.log.warn({ path: c.path, err: err.message }, 'entry heal: cannot create');
+    }));
   } else {
     const src = d.sources.find((i) => lists.has(i) && i !== r.arbiter) ?? d.sources.find((i) => lists.has(i));
     if (src === undefined) return { outcome: 'split-brain', next: [] };
@@ -103,10 +117,8 @@ export async function healEntry(r: Replicate, dir: string, full = false): Promis
           have.delete(name);
         }
       }
-      for (const [name, e] of good) {
-        if (have.has(name)) continue;
-        next.push(...await createCopy(r, src, sink, joinPath(dir, name), e, linked));
-      }
+      const copies = [...good].filter(([name]) => !have.has(name)).map(([name, e]) => ({ src, sink, path: joinPath(dir, name), e }));
+      next.push(...await createCopies(r, copies, (_c, err) => { throw err; }));
     }
     r.log.info({ dir, source: r.children[src].name, sinks: d.sinks.map((i) => r.children[i].name) }, 'entries healed');
   }

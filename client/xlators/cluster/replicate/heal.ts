@@ -123,11 +123,15 @@ export class Healer {
       const lists = await this.r.onAll((c) => c.readdirp(ROOT_CTX, { path: d }), this.r.upChildren().filter((i) => i !== this.r.arbiter));
       const names = new Map<string, Iatt>();
       for (const l of lists) if (l.ok) for (const e of l.value) names.set(e.name, e.iatt);
+      const files: string[] = [];
       for (const [name, iatt] of names) {
         const p = d === '/' ? `/${name}` : `${d}/${name}`;
         if (isDir(iatt.mode)) stack.push(p);
-        else { await this.healPath(p, { full: true }); n++; }
+        else files.push(p);
       }
+      // The files of one directory are independent: shd-max-threads of them at once.
+      await mapBounded(files, this.r.opts['shd-max-threads'], (p) => this.healPath(p, { full: true }));
+      n += files.length;
     }
     return n;
   }
