@@ -97,8 +97,8 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
   if (name === GFID_XATTR) throw new FsError('EPERM', 'xattrop on the gfid xattr');
   if (add.length === 0 || add.length % 4 !== 0) throw new FsError('EINVAL', `xattrop needs a multiple of 4 bytes, got ${add.length}`);
   const hp = await b.resolve(loc.path);
-  await lstat(hp.host);
-  const out = await b.xattrMutex.run(`${hp.host}\0${name}`, async () => {
+  // The lstat only names a missing file (its xattr reads as absent): alongside, not before.
+  const [, out] = await Promise.all([lstat(hp.host), b.xattrMutex.run(`${hp.host}\0${name}`, async () => {
     const cur = (await xget(hp.host, name)) ?? Buffer.alloc(add.length);
     if (cur.length !== add.length) {
       throw new FsError('EINVAL', `xattr ${name} of '${loc.path}' holds ${cur.length} bytes, the addend ${add.length}`);
@@ -107,7 +107,7 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
     for (let i = 0; i < add.length; i += 4) out.writeInt32BE((cur.readInt32BE(i) + add.readInt32BE(i)) | 0, i);
     await xset(hp.host, name, out);
     return out;
-  });
+  })]);
   if (name.startsWith(AFR_PREFIX)) await b.index.update(hp.host, loc.path, out);
   return out;
 }

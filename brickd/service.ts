@@ -211,15 +211,13 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       const ctx = callerCtx(m.caller);
       const pre = (m.pre ?? []) as Wire[];
       let preFailed = false;
-      // A compound request: its counter additions first (in order), the operation only after.
+      // A compound request: its counter additions first (all at once: each is atomic on its own
+      // name), the operation only after all of them worked.
       const run = async () => {
-        for (const p of pre) {
-          try {
-            await runOp('Xattrop', HANDLERS.Xattrop, brick, ctx, p, abort.signal);
-          } catch (e) {
-            preFailed = true;
-            throw e;
-          }
+        if (pre.length) {
+          const added = await Promise.allSettled(pre.map((p) => runOp('Xattrop', HANDLERS.Xattrop, brick, ctx, p, abort.signal)));
+          const bad = added.find((x) => x.status === 'rejected');
+          if (bad) { preFailed = true; throw bad.reason; }
         }
         return runOp(op.name, op.h, brick, ctx, m[field] ?? {}, abort.signal);
       };

@@ -297,6 +297,36 @@ test('nl-cache: names made by another client show after the timeout; a lookup af
   t.is(spy.named('lookup', /^\/d\/missing$/), 1, 'expired: the child answers');
 });
 
+test('nl-cache: a burst of creates outlasting the timeout lists the directory again once, and misses stay local', async (t) => {
+  const { mem, spy, nl, top } = nlStack({ timeout: '200ms' });
+  await top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
+  for (let i = 0; i < 5; i++) await kernelCreate(top, `/d/f${i}`);
+  await sleep(300); // expired
+  await mem.create(c, { path: '/d/theirs' }, 2, args()); // another client's
+  let go!: () => void;
+  spy.holdOp = 'readdirp';
+  spy.hold = new Promise((r) => { go = r; });
+  await kernelCreate(top, '/d/g0'); // reaches the child, starts the re-listing (held)
+  t.is(spy.named('lookup', /^\/d\/g0$/), 1);
+  await kernelCreate(top, '/d/g1'); // while it runs: its create must show after it
+  await top.unlink(c, { path: '/d/f4' });
+  go();
+  await sleep(20);
+  t.is(nl.refreshes, 1);
+  t.is(spy.n('readdirp'), 1);
+  for (let i = 2; i < 20; i++) await kernelCreate(top, `/d/g${i}`);
+  t.is(spy.named('lookup', /^\/d\/g([2-9]|1\d)$/), 0, 'after the re-listing, misses are answered here');
+  // The list holds every name: this client's (made before, during and after) and the other's.
+  for (const n of ['f0', 'f3', 'g0', 'g1', 'g19', 'theirs']) t.truthy((await top.lookup(c, { path: `/d/${n}` })).iatt, n);
+  await t_enoent(top.lookup(c, { path: '/d/f4' }));
+  t.is(spy.named('lookup', /^\/d\/f4$/), 0, 'the unlink made during the re-listing holds');
+  // A directory never known is not listed on a miss.
+  await mem.mkdir(c, { path: '/other' }, { ...args(), mode: 0o755 });
+  await t_enoent(top.lookup(c, { path: '/other/x' }));
+  await sleep(20);
+  t.is(spy.n('readdirp'), 1);
+});
+
 test('nl-cache does not track a directory with more names than its limit, and can be switched off', async (t) => {
   const big = nlStack({ limit: 16 });
   await big.mem.mkdir(c, { path: '/big' }, { ...args(), mode: 0o755 });

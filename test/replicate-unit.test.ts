@@ -16,7 +16,10 @@ const xctx = { log, volume: 'v', volumeId: 'id', secret: 's', rootCtx: C };
 /** A mem brick with xattrop and a brick-style lock table (owner-exclusive write locks). */
 class AfrMem extends MemXlator {
   private readonly held = new Map<string, string>();
+  /** xattrop calls by path. */
+  readonly xattrops = new Map<string, number>();
   override async xattrop(c: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer> {
+    this.xattrops.set(loc.path, (this.xattrops.get(loc.path) ?? 0) + 1);
     const cur = await this.getxattr(c, loc, name).catch(() => Buffer.alloc(add.length));
     const out = Buffer.alloc(add.length);
     for (let i = 0; i < add.length; i += 4) out.writeInt32BE(cur.readInt32BE(i) + add.readInt32BE(i), i);
@@ -89,10 +92,22 @@ test('findDirection: wise copies accuse, fools do not, mutual accusation is spli
   t.true(hasQuorum({ type: 'fixed', count: 2, n: 3 }, [1, 2]));
 });
 
-test('writes reach every child and leave no pending counter', async (t) => {
+test('writes reach every child and leave no pending counter; a burst of creates clears its directory once', async (t) => {
   const { kids, r } = await setup();
   await r.mkdir(C, file('/d'), { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
+  await r.entryClears.flushAll();
+  for (const k of kids) k.xattrops.clear();
+  const N = 20;
+  for (let i = 0; i < N; i++) await writeFile(r, `/d/g${i}`, 'x');
   await writeFile(r, '/d/f', 'hello');
+  await r.entryClears.flushAll();
+  // Per child: a pre-op per create (one xattrop per child key) and the clears of the burst
+  // gathered (once, unless the burst outlasted ENTRY_CLEAR_MS): fewer than one clear per create.
+  const pre = (N + 1) * kids.length;
+  for (const k of kids) {
+    const n = k.xattrops.get('/d')!;
+    t.true(n > pre && n < 2 * pre, `xattrops of /d on ${k.name}: ${n}`);
+  }
   for (const k of kids) {
     t.is(k.data('/d/f'), 'hello');
     for (const j of kids) {

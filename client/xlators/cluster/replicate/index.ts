@@ -20,7 +20,7 @@ import { Healer, type HealResult } from './heal.js';
 import { type QuorumConfig, type QuorumType } from './quorum.js';
 import { readOrder } from './read-child.js';
 import { POLICIES, type Policy } from './split-brain.js';
-import { DataTxns, transact, type ReplFd } from './transaction.js';
+import { DataTxns, EntryClears, transact, type ReplFd } from './transaction.js';
 
 export const OPTIONS: readonly OptionDef[] = [
   { key: 'quorum-type', type: 'enum', values: ['none', 'auto', 'fixed'], description: 'client quorum: none; auto (more than half of the set up, or half including the first brick; the default for replica 3 and more); fixed (quorum-count)' },
@@ -62,6 +62,7 @@ export class Replicate extends PassThrough implements Xlator {
   readonly clientId = randomUUID();
   readonly up: boolean[];
   readonly txns: DataTxns;
+  readonly entryClears: EntryClears;
   readonly healer: Healer;
   readonly inodes = new LRUCache<string, InodeState>({ max: 50_000, ttl: 60_000 });
   private anyUp = true;
@@ -76,6 +77,7 @@ export class Replicate extends PassThrough implements Xlator {
     this.arbiter = this.opts['arbiter-count'] ? n - 1 : -1;
     this.up = children.map(() => true);
     this.txns = new DataTxns(this, this.opts['post-op-delay-secs'] * 1000);
+    this.entryClears = new EntryClears(this);
     this.healer = new Healer(this);
   }
 
@@ -89,6 +91,7 @@ export class Replicate extends PassThrough implements Xlator {
 
   override async fini(): Promise<void> {
     await this.txns.closeAll();
+    await this.entryClears.flushAll();
     await Promise.allSettled([...this.postOps.values()].flatMap((set) => [...set]));
     await super.fini();
   }
@@ -116,6 +119,7 @@ export class Replicate extends PassThrough implements Xlator {
 
   private async postOpsDone(path: string): Promise<void> {
     const set = this.postOps.get(path);
+    if (set) void this.entryClears.flush(path);
     if (set) await Promise.allSettled([...set]);
   }
 
@@ -317,17 +321,17 @@ export class Replicate extends PassThrough implements Xlator {
 
   override async write(ctx: Ctx, fd: Fd, offset: number, data: Buffer): Promise<number> {
     const r = this.rfd(fd);
-    return this.txns.run(`write ${fd.loc.path}`, fd, r, (i, cfd) => (i === this.arbiter ? Promise.resolve(data.length) : this.children[i].write(ctx, cfd, offset, data)));
+    return this.txns.run(`write ${fd.loc.path}`, fd, r, ctx, (i, cfd, cx) => (i === this.arbiter ? Promise.resolve(data.length) : this.children[i].write(cx, cfd, offset, data)));
   }
 
   override async ftruncate(ctx: Ctx, fd: Fd, size: number): Promise<Iatt> {
     const r = this.rfd(fd);
-    return this.txns.run(`ftruncate ${fd.loc.path}`, fd, r, (i, cfd) => (i === this.arbiter ? this.children[i].fstat(ctx, cfd) : this.children[i].ftruncate(ctx, cfd, size)));
+    return this.txns.run(`ftruncate ${fd.loc.path}`, fd, r, ctx, (i, cfd, cx) => (i === this.arbiter ? this.children[i].fstat(ctx, cfd) : this.children[i].ftruncate(cx, cfd, size)));
   }
 
   override async fallocate(ctx: Ctx, fd: Fd, mode: number, offset: number, len: number): Promise<void> {
     const r = this.rfd(fd);
-    await this.txns.run(`fallocate ${fd.loc.path}`, fd, r, (i, cfd) => (i === this.arbiter ? Promise.resolve() : this.children[i].fallocate(ctx, cfd, mode, offset, len)));
+    await this.txns.run(`fallocate ${fd.loc.path}`, fd, r, ctx, (i, cfd, cx) => (i === this.arbiter ? Promise.resolve() : this.children[i].fallocate(cx, cfd, mode, offset, len)));
   }
 
   override async flush(ctx: Ctx, fd: Fd): Promise<void> {

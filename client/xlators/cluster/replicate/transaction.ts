@@ -48,6 +48,67 @@ export async function postOp(r: Replicate, locs: Loc[], type: TxnType, marked: n
   r.noteFailures(res);
 }
 
+/** How long the entry post-ops of one directory gather before they go out as one. */
+export const ENTRY_CLEAR_MS = 50;
+const ENTRY_CLEAR_MAX = 256;
+
+/**
+ * Entry post-ops, gathered per directory: the clears of a burst of creates or unlinks in one
+ * directory reach each child as one compound xattrop (-n per child key) instead of one per op.
+ * Until then the directory's copies keep the marks, as if the post-op were slow: the answers to
+ * the ops never waited for it, and this client's readers of the changelog flush it first.
+ */
+export class EntryClears {
+  private readonly dirs = new Map<string, { by: number[][]; ops: number; timer: NodeJS.Timeout; done: Promise<void>; go: () => void }>();
+  constructor(private readonly r: Replicate) {}
+
+  /** Clears, for one op on dir, the marks of `ok` on the children of `ok` that were marked. */
+  add(dir: Loc, marked: number[], ok: number[]): Promise<void> {
+    let d = this.dirs.get(dir.path);
+    if (!d) {
+      let go!: () => void;
+      const start = new Promise<void>((res) => { go = res; });
+      const n = this.r.children.length;
+      const by = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+      const timer = setTimeout(() => go(), ENTRY_CLEAR_MS);
+      d = { by, ops: 0, timer, go, done: start.then(() => this.send(dir)) };
+      this.dirs.set(dir.path, d);
+    }
+    for (const i of ok.filter((x) => marked.includes(x))) for (const j of ok) d.by[i][j]++;
+    if (++d.ops >= ENTRY_CLEAR_MAX) d.go();
+    return d.done;
+  }
+
+  /** Sends what dir has gathered now; resolves when it is sent. */
+  flush(path: string): Promise<void> {
+    const d = this.dirs.get(path);
+    if (!d) return Promise.resolve();
+    d.go();
+    return d.done;
+  }
+
+  flushAll(): Promise<void> {
+    return Promise.allSettled([...this.dirs.keys()].map((p) => this.flush(p))).then(() => undefined);
+  }
+
+  private async send(dir: Loc): Promise<void> {
+    const d = this.dirs.get(dir.path)!;
+    this.dirs.delete(dir.path);
+    clearTimeout(d.timer);
+    const on = d.by.map((row, i) => (row.some((x) => x > 0) ? i : -1)).filter((i) => i >= 0);
+    const res = await this.r.onAll(async (c, i) => {
+      const adds = d.by[i].map((n, j) => ({ loc: dir, name: afrKey(this.r.children[j].name), add: delta('entry', -n) })).filter((_, j) => d.by[i][j] > 0);
+      if (compoundCapable(c)) {
+        const [first, ...rest] = adds;
+        await c.xattrop({ ...ROOT_CTX, pre: rest }, dir, first.name, first.add);
+      } else {
+        await Promise.all(adds.map((a) => c.xattrop(ROOT_CTX, dir, a.name, a.add)));
+      }
+    }, on);
+    this.r.noteFailures(res);
+  }
+}
+
 const preFailed = (e: unknown) => (e as { preFailed?: boolean }).preFailed === true;
 
 /**
@@ -86,7 +147,9 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   if (clean) ok = marked;
   // The answer does not wait for the post-op (the op is done where it worked); readers of
   // these changelogs in this client wait for it (Replicate.behind).
-  r.behind(locs, postOp(r, locs, type, marked, ok));
+  r.behind(locs, type === 'entry'
+    ? Promise.all(locs.map((l) => r.entryClears.add(l, marked, ok))).then(() => undefined)
+    : postOp(r, locs, type, marked, ok));
   if (clean) throw errs[0].err;
   if (res.every((x) => !x.ok)) throw r.bestError(res);
   if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);
@@ -98,7 +161,12 @@ export interface ReplFd { fds: (Fd | undefined)[]; gfid: string }
 
 /** One open data transaction of an inode: locked and marked on `marked`, `failed` fell out. */
 class DataTxn {
-  marked: number[] = [];
+  /** Children locked for the transaction (its ops go to these, less the failed). */
+  locked: number[] = [];
+  /** Children whose pre-op is done (it travels with the first op sent to each). */
+  readonly marked: number[] = [];
+  /** The first op of each child, carrying its pre-op: later ops of that child wait for it. */
+  readonly first = new Map<number, Promise<void>>();
   readonly failed = new Set<number>();
   inflight = 0;
   timer?: NodeJS.Timeout;
@@ -106,7 +174,7 @@ class DataTxn {
   drained?: () => void;
   ready!: Promise<void>;
   constructor(readonly gfid: string, readonly loc: Loc, readonly rfd: ReplFd, readonly owner: string) {}
-  get active(): number[] { return this.marked.filter((i) => !this.failed.has(i)); }
+  get active(): number[] { return this.locked.filter((i) => !this.failed.has(i)); }
 }
 
 export class DataTxns {
@@ -124,11 +192,11 @@ export class DataTxns {
   }
 
   /** Runs one data op (write, ftruncate) of fd inside the inode's open transaction. */
-  async run<T>(what: string, fd: Fd, rfd: ReplFd, op: (i: number, childFd: Fd) => Promise<T>): Promise<T> {
+  async run<T>(what: string, fd: Fd, rfd: ReplFd, ctx: Ctx, op: (i: number, childFd: Fd, cx: Ctx) => Promise<T>): Promise<T> {
     const t = await this.begin(what, fd, rfd);
     try {
       const targets = t.active.filter((i) => rfd.fds[i]);
-      const res = await this.r.onAll((_c, i) => op(i, rfd.fds[i]!), targets);
+      const res = await this.r.onAll((_c, i) => this.withPreOp(t, i, ctx, (cx) => op(i, rfd.fds[i]!, cx)), targets);
       this.r.noteFailures(res);
       for (const x of res) if (!x.ok) t.failed.add(x.i);
       const ok = res.filter((x) => x.ok);
@@ -164,25 +232,93 @@ export class DataTxns {
     }
   }
 
-  /** Lock (in child order, so two clients never deadlock) and pre-op. */
+  /** Lock everywhere at once without waiting; when another holds the lock on some child, in
+   *  child order, waiting (so two clients never deadlock), as GlusterFS's AFR does. Then pre-op. */
   private async start(what: string, t: DataTxn): Promise<void> {
     const targets = this.r.upChildren().filter((i) => t.rfd.fds[i]);
     if (!hasQuorum(this.r.quorum, targets)) throw quorumError(what, targets.length, this.r.children.length);
-    const locked: number[] = [];
-    for (const i of targets) {
-      try {
-        await this.r.children[i].lk(ROOT_CTX, t.rfd.fds[i]!, 'setlkw', txnLock('write', t.owner));
-        locked.push(i);
-      } catch (e) {
-        this.r.noteError(i, e);
+    let locked = await this.tryLockAll(t, targets);
+    if (!locked) {
+      locked = [];
+      for (const i of targets) {
+        try {
+          await this.r.children[i].lk(ROOT_CTX, t.rfd.fds[i]!, 'setlkw', txnLock('write', t.owner));
+          locked.push(i);
+        } catch (e) {
+          this.r.noteError(i, e);
+        }
       }
     }
-    t.marked = await preOp(this.r, [t.loc], 'data', locked);
-    for (const i of locked) if (!t.marked.includes(i)) await this.unlock(t, i);
-    if (!hasQuorum(this.r.quorum, t.marked)) {
-      await postOp(this.r, [t.loc], 'data', t.marked, t.marked);
-      for (const i of t.marked) await this.unlock(t, i);
-      throw t.marked.length ? quorumError(what, t.marked.length, this.r.children.length) : new FsError('ENOTCONN', `${what}: no brick of the replica set is up`);
+    // The pre-op goes with each child's first op (withPreOp).
+    t.locked = locked;
+    if (!hasQuorum(this.r.quorum, locked)) {
+      for (const i of locked) await this.unlock(t, i);
+      throw locked.length ? quorumError(what, locked.length, this.r.children.length) : new FsError('ENOTCONN', `${what}: no brick of the replica set is up`);
+    }
+  }
+
+  /** Runs op on child i; the first op of each child carries the pre-op (one round trip: the
+   *  brick marks, then acts, and does not act if marking failed); later ones wait for it. */
+  private async withPreOp<T>(t: DataTxn, i: number, ctx: Ctx, op: (cx: Ctx) => Promise<T>): Promise<T> {
+    const first = t.first.get(i);
+    if (first) {
+      await first;
+      if (t.failed.has(i)) throw new FsError('EIO', `${this.r.children[i].name} fell out of the transaction`);
+      return op(ctx);
+    }
+    let done!: () => void;
+    t.first.set(i, new Promise<void>((res) => { done = res; }));
+    try {
+      if (i === this.r.arbiter || !compoundCapable(this.r.children[i])) {
+        // The arbiter's data ops need no brick call to carry it (and some children cannot).
+        await mark(this.r, i, t.loc, 'data', 1, this.r.children.map((_, j) => j));
+        t.marked.push(i);
+        return await op(ctx);
+      }
+      const add = delta('data', 1);
+      const pre = this.r.children.map((c) => ({ loc: t.loc, name: afrKey(c.name), add }));
+      try {
+        const v = await op({ ...ctx, pre });
+        t.marked.push(i);
+        return v;
+      } catch (e) {
+        if (!preFailed(e)) t.marked.push(i);
+        throw e;
+      }
+    } catch (e) {
+      t.failed.add(i);
+      throw e;
+    } finally {
+      done();
+    }
+  }
+
+  /** The children locked at once, or undefined (none kept) when some child's lock is held. */
+  private async tryLockAll(t: DataTxn, targets: number[]): Promise<number[] | undefined> {
+    const res = await this.r.onAll((c, i) => c.lk(ROOT_CTX, t.rfd.fds[i]!, 'setlk', txnLock('write', t.owner)), targets);
+    const got = res.filter((x) => x.ok).map((x) => x.i);
+    if (res.some((x) => !x.ok && x.err.errno === 'EAGAIN')) {
+      await Promise.all(got.map((i) => this.unlock(t, i)));
+      return undefined;
+    }
+    for (const x of res) if (!x.ok) this.r.noteError(x.i, x.err);
+    return got;
+  }
+
+  /** Post-op and unlock of one child: one compound call where the child can. */
+  private async postOpUnlock(t: DataTxn, i: number, ok: number[]): Promise<void> {
+    const c = this.r.children[i];
+    if (!compoundCapable(c)) {
+      await postOp(this.r, [t.loc], 'data', [i], ok);
+      await this.unlock(t, i);
+      return;
+    }
+    const pre = ok.map((j) => ({ loc: t.loc, name: afrKey(this.r.children[j].name), add: delta('data', -1) }));
+    try {
+      await c.lk({ ...ROOT_CTX, pre }, t.rfd.fds[i]!, 'setlk', txnLock('unlock', t.owner));
+    } catch (e) {
+      this.r.noteError(i, e);
+      if (preFailed(e)) await this.unlock(t, i); // the counters stay: the next heal sees them
     }
   }
 
@@ -207,9 +343,10 @@ export class DataTxns {
       clearTimeout(t.timer);
       await t.ready.catch(() => undefined);
       if (t.inflight > 0) await new Promise<void>((res) => { t.drained = res; });
-      const ok = t.active;
-      await postOp(this.r, [t.loc], 'data', t.marked, ok);
-      for (const i of ok) await this.unlock(t, i);
+      const ok = t.active.filter((i) => t.marked.includes(i));
+      // Locked but never sent an op (nothing marked there): only unlocked.
+      const idle = t.active.filter((i) => !t.marked.includes(i));
+      await Promise.all([...ok.map((i) => this.postOpUnlock(t, i, ok)), ...idle.map((i) => this.unlock(t, i))]);
       this.open.delete(gfid);
     })();
     await t.closing;

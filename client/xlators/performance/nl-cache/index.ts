@@ -5,6 +5,9 @@
 // creates, mkdirs, links, renames and removals keep the list current; a failure or a change it cannot
 // follow (a lookup that finds a name not in the list, an existing file where create made none) drops
 // what it knew of that directory. Names made by other clients show after at most `timeout` seconds.
+// When the list of a directory it knew has expired and a lookup there finds nothing (a burst of
+// creates that outlasts the timeout), the directory is listed again in the background, so the
+// lookups after it need no round trip either.
 import { LRUCache } from 'lru-cache';
 import { FsError, toErrno } from '../../../../common/errors.js';
 import { PassThrough, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
@@ -26,6 +29,9 @@ interface Options { enable: boolean; timeout: number; limit: number }
 /** What this client knows of one directory: all of its names. */
 interface Known { names: Set<string> }
 
+/** A background re-listing: this client's own changes meanwhile, applied over what it lists. */
+interface Refresh { changes: [string, boolean][]; dead: boolean }
+
 export class NlCache extends PassThrough implements Xlator {
   readonly opts: Options;
   private readonly dirs: LRUCache<string, Known>;
@@ -35,6 +41,11 @@ export class NlCache extends PassThrough implements Xlator {
   private gen = 0;
   /** A brick below is down: listings may be partial. */
   private degraded = false;
+  /** Directories known lately (their lists may have expired): re-listed when busy. */
+  private readonly recent = new LRUCache<string, true>({ max: 1024 });
+  private readonly refreshing = new Map<string, Refresh>();
+  /** Background re-listings done. */
+  refreshes = 0;
 
   constructor(name: string, options: Record<string, unknown>, children: Xlator[], _xctx?: XlatorContext) {
     super(name, 'performance/nl-cache', children);
@@ -61,11 +72,30 @@ export class NlCache extends PassThrough implements Xlator {
     const k: Known = { names: new Set(names) };
     if (k.names.size > this.opts.limit) { this.forget(dir); return; }
     this.dirs.set(dir, k);
+    this.recent.set(dir, true);
+  }
+
+  /** Lists an expired directory again; own changes made meanwhile are applied over the listing
+   *  (an operation that failed, or anything forgotten meanwhile, leaves it unlearnt). */
+  private refresh(ctx: Ctx, dir: string): void {
+    if (this.refreshing.has(dir) || this.degraded || !this.recent.has(dir)) return;
+    const r: Refresh = { changes: [], dead: false };
+    this.refreshing.set(dir, r);
+    // As the caller (who may look up there), but not cancelled with the lookup that started it.
+    const bg: Ctx = { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid };
+    void this.child.readdirp(bg, { path: dir }).then((list) => {
+      if (r.dead || this.degraded || this.dirs.has(dir)) return;
+      const names = new Set(list.map((d) => d.name));
+      for (const [name, present] of r.changes) { if (present) names.add(name); else names.delete(name); }
+      this.learn(dir, names);
+      this.refreshes++;
+    }, () => undefined).finally(() => this.refreshing.delete(dir));
   }
 
   /** A name came or went: the list follows, keeping the time it was learnt (lru-cache drops a
    *  directory grown past the limit, and the least used ones to make room). */
   private note(dir: string, name: string, present: boolean): void {
+    this.refreshing.get(dir)?.changes.push([name, present]);
     const k = this.dirs.get(dir);
     if (!k) return;
     if (present) k.names.add(name);
@@ -77,6 +107,8 @@ export class NlCache extends PassThrough implements Xlator {
   private forget(dir: string): void {
     this.gen++;
     this.dirs.delete(dir);
+    const r = this.refreshing.get(dir);
+    if (r) r.dead = true;
   }
 
   /** Forgets a directory and every directory below it (rmdir, rename). */
@@ -84,6 +116,7 @@ export class NlCache extends PassThrough implements Xlator {
     this.gen++;
     const prefix = path === '/' ? '/' : `${path}/`;
     for (const k of [...this.dirs.keys()]) if (k === path || k.startsWith(prefix)) this.dirs.delete(k);
+    for (const [k, r] of this.refreshing) if (k === path || k.startsWith(prefix)) r.dead = true;
   }
 
   /** A brick came or went: a listing may have missed its names, or they may be back. While the
@@ -91,6 +124,7 @@ export class NlCache extends PassThrough implements Xlator {
   override notify(event: XlatorEvent, from: Xlator): void {
     this.gen++;
     this.dirs.clear();
+    for (const r of this.refreshing.values()) r.dead = true;
     this.degraded = event === 'child-down';
     super.notify(event, from);
   }
@@ -126,7 +160,10 @@ export class NlCache extends PassThrough implements Xlator {
       if (now && !now.names.has(name)) this.forget(dir);
       return r;
     } catch (e) {
-      if (toErrno(e) === 'ENOENT' && this.dirs.get(dir)?.names.has(name)) this.forget(dir);
+      if (toErrno(e) === 'ENOENT') {
+        if (this.dirs.get(dir)?.names.has(name)) this.forget(dir);
+        else if (!this.dirs.has(dir)) this.refresh(ctx, dir);
+      }
       throw e;
     }
   }

@@ -81,7 +81,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
   /** Fails session calls past their deadline (one timer for all, not one per call). */
   private deadlines?: NodeJS.Timeout;
   /** Brick closes sent in the background (release answers at once); locks and fini wait for them. */
-  private readonly releasing = new Set<Promise<void>>();
+  /** Background releases on their way, with the gfid of the file they close. */
+  private readonly releasing = new Map<Promise<void>, string>();
 
   constructor(name: string, options: Record<string, unknown>, private readonly xctx: XlatorContext) {
     super(name, 'protocol/client', []);
@@ -113,7 +114,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async fini(): Promise<void> {
-    await Promise.allSettled([...this.releasing]);
+    await Promise.allSettled([...this.releasing.keys()]);
     this.closed = true;
     clearTimeout(this.retry);
     clearInterval(this.heartbeat);
@@ -461,13 +462,14 @@ export class ProtocolClient extends PassThrough implements Xlator {
     fd.ctx.delete(this);
     if ((r.gen ?? 0) !== this.gen) return; // opened on the brick this translator moved away from
     // Answered at once; the brick's close follows in the background (nothing can fail that the
-    // caller could act on). Locks taken later wait for it, so the brick has dropped this fd's.
+    // caller could act on). Locks on the file taken later wait for it, so the brick has dropped
+    // this fd's.
     const bg: Ctx = { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid };
     const p: Promise<void> = this.call('Release', { fd: r.id }, bg).then(
       () => undefined,
       (e) => { this.log.debug({ fd: r.id, err: (e as Error).message }, 'background release failed'); },
     ).finally(() => this.releasing.delete(p));
-    this.releasing.add(p);
+    this.releasing.set(p, fd.gfid);
   }
 
   override async unlink(ctx: Ctx, loc: Loc): Promise<void> {
@@ -535,7 +537,10 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async lk(ctx: Ctx, fd: Fd, cmd: LockCmd, lock: Flock): Promise<Flock> {
-    if (this.releasing.size) await Promise.allSettled([...this.releasing]);
+    if (this.releasing.size) {
+      const same = [...this.releasing].filter(([, g]) => g === fd.gfid || !g || !fd.gfid).map(([p]) => p);
+      if (same.length) await Promise.allSettled(same);
+    }
     const r = await this.call('Lk', { fd: this.remoteFd(fd), cmd, lock: toWireFlock(lock) }, ctx);
     const l = r.lock;
     return { type: l.type, start: BigInt(l.start), len: BigInt(l.len), pid: l.pid, owner: l.owner };
