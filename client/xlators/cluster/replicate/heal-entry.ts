@@ -60,10 +60,15 @@ async function createCopy(r: Replicate, src: number, sink: number, path: string,
 interface Copy { src: number; sink: number; path: string; e: Dirent }
 
 /** Creates the copies, shd-max-threads at once; the names of one hard-linked inode one after the
- *  other (the first is created, the rest linked to it). The paths to heal next. */
-async function createCopies(r: Replicate, copies: Copy[], failed: (c: Copy, err: Error) => void): Promise<string[]> {
+ *  other (the first is created, the rest linked to it). The paths to heal next. A copy that
+ *  cannot be made is passed to `failed` when given, else fails the heal. */
+async function createCopies(r: Replicate, copies: Copy[], failed?: (c: Copy, err: Error) => void): Promise<string[]> {
   const linked = new Map<string, string>();
-  const one = (c: Copy) => createCopy(r, c.src, c.sink, c.path, c.e, linked).catch((err) => { failed(c, err as Error); return []; });
+  const one = (c: Copy) => createCopy(r, c.src, c.sink, c.path, c.e, linked).catch((err) => {
+    if (!failed) throw err;
+    failed(c, err as Error);
+    return [];
+  });
   const single = copies.filter((c) => isDir(c.e.iatt.mode) || c.e.iatt.nlink <= 1);
   const out = (await mapBounded(single, r.opts['shd-max-threads'], one)).flat();
   for (const c of copies.filter((x) => !single.includes(x))) out.push(...await one(c));
@@ -118,7 +123,7 @@ export async function healEntry(r: Replicate, dir: string, full = false): Promis
         }
       }
       const copies = [...good].filter(([name]) => !have.has(name)).map(([name, e]) => ({ src, sink, path: joinPath(dir, name), e }));
-      next.push(...await createCopies(r, copies, (_c, err) => { throw err; }));
+      next.push(...await createCopies(r, copies));
     }
     r.log.info({ dir, source: r.children[src].name, sinks: d.sinks.map((i) => r.children[i].name) }, 'entries healed');
   }

@@ -119,8 +119,9 @@ export class Replicate extends PassThrough implements Xlator {
 
   private async postOpsDone(path: string): Promise<void> {
     const set = this.postOps.get(path);
-    if (set) void this.entryClears.flush(path);
-    if (set) await Promise.allSettled([...set]);
+    if (!set) return;
+    void this.entryClears.flush(path); // gathered entry post-ops of path go now
+    await Promise.allSettled([...set]);
   }
 
   override notify(event: XlatorEvent, from: Xlator): void {

@@ -6,6 +6,7 @@
 import { FsError } from '../../../../common/errors.js';
 import { isConnectionErrno } from '../../../../common/errors.js';
 import type { Ctx, Fd, Flock, Loc } from '../../../../common/types.js';
+import type { Xlator } from '../../../../common/fops.js';
 import { ROOT_CTX } from '../../../../common/types.js';
 import { afrKey, delta, type TxnType } from './changelog.js';
 import { hasQuorum, quorumError } from './quorum.js';
@@ -20,17 +21,28 @@ export function txnLock(type: 'write' | 'unlock', owner: string): Flock {
 /** A brick translator that applies ctx.pre before the operation, in one round trip. */
 const compoundCapable = (x: unknown) => (x as { preOpCompound?: boolean }).preOpCompound === true;
 
-/** +by for every child's key on child i: one compound call where the child can, else all at once. */
-async function mark(r: Replicate, i: number, loc: Loc, type: TxnType, by: number, which: readonly number[]): Promise<void> {
-  if (which.length === 0) return;
+type Adds = { loc: Loc; name: string; add: Buffer }[];
+
+/** +by to the counters the given children's keys (all children by default) hold on loc. */
+function counterAdds(r: Replicate, loc: Loc, type: TxnType, by: number, which: readonly number[] = r.children.map((_, j) => j)): Adds {
   const add = delta(type, by);
-  const c = r.children[i];
+  return which.map((j) => ({ loc, name: afrKey(r.children[j].name), add }));
+}
+
+/** Applies adds on child c: one compound call where the child can, else all at once. */
+async function applyAdds(c: Xlator, adds: Adds): Promise<void> {
+  if (adds.length === 0) return;
   if (compoundCapable(c)) {
-    const [first, ...rest] = which;
-    await c.xattrop({ ...ROOT_CTX, pre: rest.map((j) => ({ loc, name: afrKey(r.children[j].name), add })) }, loc, afrKey(r.children[first].name), add);
+    const [first, ...rest] = adds;
+    await c.xattrop({ ...ROOT_CTX, pre: rest }, first.loc, first.name, first.add);
     return;
   }
-  await Promise.all(which.map((j) => c.xattrop(ROOT_CTX, loc, afrKey(r.children[j].name), add)));
+  await Promise.all(adds.map((a) => c.xattrop(ROOT_CTX, a.loc, a.name, a.add)));
+}
+
+/** +by for the given children's keys on child i, in one call where the child can. */
+function mark(r: Replicate, i: number, loc: Loc, type: TxnType, by: number, which: readonly number[]): Promise<void> {
+  return applyAdds(r.children[i], counterAdds(r, loc, type, by, which));
 }
 
 /** Pre-op on targets for every loc; returns the targets where it worked. */
@@ -49,7 +61,7 @@ export async function postOp(r: Replicate, locs: Loc[], type: TxnType, marked: n
 }
 
 /** How long the entry post-ops of one directory gather before they go out as one. */
-export const ENTRY_CLEAR_MS = 50;
+const ENTRY_CLEAR_MS = 50;
 const ENTRY_CLEAR_MAX = 256;
 
 /**
@@ -96,15 +108,7 @@ export class EntryClears {
     this.dirs.delete(dir.path);
     clearTimeout(d.timer);
     const on = d.by.map((row, i) => (row.some((x) => x > 0) ? i : -1)).filter((i) => i >= 0);
-    const res = await this.r.onAll(async (c, i) => {
-      const adds = d.by[i].map((n, j) => ({ loc: dir, name: afrKey(this.r.children[j].name), add: delta('entry', -n) })).filter((_, j) => d.by[i][j] > 0);
-      if (compoundCapable(c)) {
-        const [first, ...rest] = adds;
-        await c.xattrop({ ...ROOT_CTX, pre: rest }, dir, first.name, first.add);
-      } else {
-        await Promise.all(adds.map((a) => c.xattrop(ROOT_CTX, dir, a.name, a.add)));
-      }
-    }, on);
+    const res = await this.r.onAll((c, i) => applyAdds(c, d.by[i].flatMap((n, j) => (n > 0 ? counterAdds(this.r, dir, 'entry', -n, [j]) : []))), on);
     this.r.noteFailures(res);
   }
 }
@@ -124,8 +128,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   let marked: number[];
   let res: Settled<T>[];
   if (targets.every((i) => compoundCapable(r.children[i]))) {
-    const add = delta(type, 1);
-    const pre = locs.flatMap((loc) => r.children.map((c) => ({ loc, name: afrKey(c.name), add })));
+    const pre = locs.flatMap((loc) => counterAdds(r, loc, type, 1));
     const all = await r.onAll((_c, i) => op(i, { ...ctx, pre }), targets);
     r.noteFailures(all);
     // A child whose marking failed did not act either: it is out of this transaction.
@@ -159,7 +162,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
 /** The per-child fds of a replicate fd. */
 export interface ReplFd { fds: (Fd | undefined)[]; gfid: string }
 
-/** One open data transaction of an inode: locked and marked on `marked`, `failed` fell out. */
+/** One open data transaction of an inode: locked on `locked`, marked on `marked`, `failed` fell out. */
 class DataTxn {
   /** Children locked for the transaction (its ops go to these, less the failed). */
   locked: number[] = [];
@@ -233,7 +236,8 @@ export class DataTxns {
   }
 
   /** Lock everywhere at once without waiting; when another holds the lock on some child, in
-   *  child order, waiting (so two clients never deadlock), as GlusterFS's AFR does. Then pre-op. */
+   *  child order, waiting (so two clients never deadlock), as GlusterFS's AFR does. The pre-op
+   *  goes with each child's first op (withPreOp). */
   private async start(what: string, t: DataTxn): Promise<void> {
     const targets = this.r.upChildren().filter((i) => t.rfd.fds[i]);
     if (!hasQuorum(this.r.quorum, targets)) throw quorumError(what, targets.length, this.r.children.length);
@@ -249,7 +253,6 @@ export class DataTxns {
         }
       }
     }
-    // The pre-op goes with each child's first op (withPreOp).
     t.locked = locked;
     if (!hasQuorum(this.r.quorum, locked)) {
       for (const i of locked) await this.unlock(t, i);
@@ -271,14 +274,12 @@ export class DataTxns {
     try {
       if (i === this.r.arbiter || !compoundCapable(this.r.children[i])) {
         // The arbiter's data ops need no brick call to carry it (and some children cannot).
-        await mark(this.r, i, t.loc, 'data', 1, this.r.children.map((_, j) => j));
+        await applyAdds(this.r.children[i], counterAdds(this.r, t.loc, 'data', 1));
         t.marked.push(i);
         return await op(ctx);
       }
-      const add = delta('data', 1);
-      const pre = this.r.children.map((c) => ({ loc: t.loc, name: afrKey(c.name), add }));
       try {
-        const v = await op({ ...ctx, pre });
+        const v = await op({ ...ctx, pre: counterAdds(this.r, t.loc, 'data', 1) });
         t.marked.push(i);
         return v;
       } catch (e) {
@@ -313,9 +314,8 @@ export class DataTxns {
       await this.unlock(t, i);
       return;
     }
-    const pre = ok.map((j) => ({ loc: t.loc, name: afrKey(this.r.children[j].name), add: delta('data', -1) }));
     try {
-      await c.lk({ ...ROOT_CTX, pre }, t.rfd.fds[i]!, 'setlk', txnLock('unlock', t.owner));
+      await c.lk({ ...ROOT_CTX, pre: counterAdds(this.r, t.loc, 'data', -1, ok) }, t.rfd.fds[i]!, 'setlk', txnLock('unlock', t.owner));
     } catch (e) {
       this.r.noteError(i, e);
       if (preFailed(e)) await this.unlock(t, i); // the counters stay: the next heal sees them

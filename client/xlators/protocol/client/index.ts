@@ -80,8 +80,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
   private nextId = 1;
   /** Fails session calls past their deadline (one timer for all, not one per call). */
   private deadlines?: NodeJS.Timeout;
-  /** Brick closes sent in the background (release answers at once); locks and fini wait for them. */
-  /** Background releases on their way, with the gfid of the file they close. */
+  /** Brick closes sent in the background (release answers at once), with the gfid of the file
+   *  they close: locks on that file and fini wait for them. */
   private readonly releasing = new Map<Promise<void>, string>();
 
   constructor(name: string, options: Record<string, unknown>, private readonly xctx: XlatorContext) {
