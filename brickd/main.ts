@@ -3,6 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../common/log.js';
+import { profileSnapshot } from '../common/profile.js';
 import { SERVER_OPTIONS, brickService, newServer } from '../common/proto.js';
 import { Brick } from './brick.js';
 import { USAGE, UsageError, parseCli, type BrickdOptions } from './cli.js';
@@ -60,6 +61,8 @@ async function main(): Promise<void> {
   const server = newServer(SERVER_OPTIONS);
   server.addService(brickService().service, brickImplementation(brick, { volumeId: opts.volumeId, secret: opts.secret }));
 
+  // GFS_PROFILE=1: SIGUSR1 logs how long each kind of operation took here since the last one.
+  process.on('SIGUSR1', () => log!.info({ profile: profileSnapshot(true) }, 'profile'));
   // Signals are handled from here on, so a stop during startup is graceful too.
   let stopping = false;
   const stop = (signal: string) => {

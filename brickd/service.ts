@@ -3,6 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { FsError, toErrno, toFsError } from '../common/errors.js';
+import { profileAdd, profileEnabled } from '../common/profile.js';
 import type { CreateArgs, Ctx, Flock, LockCmd, LockType } from '../common/types.js';
 import { MD, authError, ctxFromMetadata, iattToWire, setattrFromWire, toGrpcError, type WireSetattr } from '../common/wire.js';
 import type { Brick } from './brick.js';
@@ -118,10 +119,12 @@ async function runOp(name: string, h: Handler, brick: Brick, ctx: Ctx, req: Wire
   const started = process.hrtime.bigint();
   try {
     const res = await h(brick, ctx, req, signal);
+    if (profileEnabled()) profileAdd(`brick.${name}`, Number(process.hrtime.bigint() - started) / 1e6);
     if (brick.log.isLevelEnabled('debug')) brick.log.debug({ op: name, path: pathOf(req), ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'ok');
     return res;
   } catch (err) {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    if (profileEnabled()) profileAdd(`brick.${name}`, ms);
     const errno = toErrno(err);
     if (errno === 'EIO' && !(err instanceof FsError)) {
       brick.log.error({ op: name, path: pathOf(req), ms, err, stack: (err as Error)?.stack }, 'unexpected failure');
@@ -160,6 +163,8 @@ function callerCtx(c: Wire | null | undefined): Ctx {
   return { uid: Number(c?.uid ?? 65534), gid: Number(c?.gid ?? 65534), groups: ((c?.groups ?? []) as number[]).map(Number), pid: Number(c?.pid ?? 0) };
 }
 
+const NEVER = new AbortController().signal;
+
 /** The Session stream: every request runs at once and is answered, by id, when it finishes. */
 function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<Wire, Wire> {
   return (call) => {
@@ -168,7 +173,8 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       call.emit('error', denied);
       return;
     }
-    const running = new Map<number, AbortController>();
+    // Ops in progress by id; only a lock wait can be cancelled (an AbortController costs ~10 us).
+    const running = new Map<number, AbortController | null>();
     let closed = false;
     let ending = false;
     const finish = () => {
@@ -183,7 +189,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
     const stop = () => {
       if (closed && running.size === 0 && locked.size === 0) return;
       closed = true;
-      for (const a of running.values()) a.abort();
+      for (const a of running.values()) a?.abort();
       running.clear();
       for (const fd of locked) file.dropLocksOp(brick, fd);
       if (locked.size) brick.log.info({ peer: call.getPeer(), fds: locked.size }, 'client gone: its locks dropped');
@@ -206,8 +212,9 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       }
       if (field === 'lk' && m.lk?.lock?.type !== 'unlock') locked.add(Number(m.lk?.fd));
       if (field === 'release') locked.delete(Number(m.release?.fd)); // its close drops its locks
-      const abort = new AbortController();
+      const abort = field === 'lk' ? new AbortController() : null;
       running.set(id, abort);
+      const signal = abort?.signal ?? NEVER;
       const ctx = callerCtx(m.caller);
       const pre = (m.pre ?? []) as Wire[];
       let preFailed = false;
@@ -215,18 +222,17 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       // name), the operation only after all of them worked.
       const run = async () => {
         if (pre.length) {
-          const added = await Promise.allSettled(pre.map((p) => runOp('Xattrop', HANDLERS.Xattrop, brick, ctx, p, abort.signal)));
+          const added = await Promise.allSettled(pre.map((p) => runOp('Xattrop', HANDLERS.Xattrop, brick, ctx, p, signal)));
           const bad = added.find((x) => x.status === 'rejected');
           if (bad) { preFailed = true; throw bad.reason; }
         }
-        return runOp(op.name, op.h, brick, ctx, m[field] ?? {}, abort.signal);
+        return runOp(op.name, op.h, brick, ctx, m[field] ?? {}, signal);
       };
       run().then(
         (res) => ({ id, [field]: res }),
         (err: FsError) => ({ id, errno: err.errno, message: err.message, pre_failed: preFailed }),
       ).then((reply) => {
-        if (running.get(id) !== abort) return; // the stream went away
-        running.delete(id);
+        if (!running.delete(id)) return; // the stream went away
         if (!closed) call.write(reply);
         finish();
       });

@@ -33,6 +33,7 @@ options:
                          ro | rw, backup-volfile-servers=H1[:P]:H2..., log-level=L,
                          log-file=F, bridge=kernel|fuse-native (default kernel on Linux),
                          writeback-cache, attribute-timeout=S, entry-timeout=S,
+                         acl (POSIX ACLs, checked by the kernel), selinux (security.selinux labels),
                          volfile-check-interval=S (how often to look for a changed spec; 0: never)
   --log-level L        trace|debug|info|warn|error (default info; also GFS_LOG_LEVEL)
   --log-file F         default /var/log/gfs/<mountpoint>.log
@@ -55,6 +56,8 @@ export interface MountArgs {
   foreground: boolean;
   bridge: string;
   writebackCache: boolean;
+  acl: boolean;
+  selinux: boolean;
   attrTimeout?: number;
   entryTimeout?: number;
   /** Seconds between looks for a changed spec on the volfile servers; 0 never looks. */
@@ -102,6 +105,8 @@ export function parseMountArgs(argv: string[]): MountArgs {
   let logFile = values['log-file'];
   let bridge = DEFAULT_BRIDGE;
   let writebackCache = false;
+  let acl = false;
+  let selinux = false;
   let attrTimeout: number | undefined;
   let entryTimeout: number | undefined;
   let volfileCheckInterval = 5;
@@ -116,6 +121,9 @@ export function parseMountArgs(argv: string[]): MountArgs {
       case 'log-file': logFile = v; break;
       case 'bridge': bridge = v; break;
       case 'writeback-cache': writebackCache = true; break;
+      case 'acl': acl = true; break;
+      case 'noacl': acl = false; break;
+      case 'selinux': selinux = true; break;
       case 'attribute-timeout': attrTimeout = seconds(k, v); break;
       case 'entry-timeout': entryTimeout = seconds(k, v); break;
       case 'volfile-check-interval': volfileCheckInterval = seconds(k, v); break;
@@ -140,7 +148,7 @@ export function parseMountArgs(argv: string[]): MountArgs {
   return {
     source: values.spec ? undefined : positionals[0], specFile: values.spec, mountpoint, readOnly, servers, volume,
     logLevel, logFile: logFile ?? `/var/log/gfs/${logName}.log`, pidFile: values['pid-file'], foreground: !!values.foreground, bridge,
-    writebackCache, attrTimeout, entryTimeout, volfileCheckInterval,
+    writebackCache, acl, selinux, attrTimeout, entryTimeout, volfileCheckInterval,
   };
 }
 
@@ -183,7 +191,7 @@ async function serve(args: MountArgs, ready: (err?: string) => void): Promise<nu
   const fsname = args.specFile ? spec.volume : `${args.servers[0].host}:${spec.volume}`;
   const bridge = BRIDGES[args.bridge](top, {
     mountpoint: args.mountpoint, fsname, readOnly: args.readOnly, log,
-    writebackCache: args.writebackCache, attrTimeout: args.attrTimeout, entryTimeout: args.entryTimeout,
+    writebackCache: args.writebackCache, acl: args.acl, selinux: args.selinux, attrTimeout: args.attrTimeout, entryTimeout: args.entryTimeout,
   });
   try {
     await bridge.mount();

@@ -5,7 +5,7 @@
 // each gfs figure then also as a ratio to the GlusterFS volume of its shape.
 // Usage: npm run bench -- [--quick] [--runs N] [--size MiB] [--targets a,b] [--workloads a,b]
 import { execFile, fork, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,16 +125,35 @@ const WORKLOADS: Workload[] = [
 
 interface Target { name: string; gfs: boolean; dir: string; stop(): Promise<void>; profile?: () => Promise<string> }
 
-/** Asks the mount daemon serving mp for its profile (SIGUSR1) and formats the rows it logged. */
-async function mountProfile(mp: string, logFile: string): Promise<string> {
-  const pid = (await sh(`pgrep -f -- '[c]lient/main.js .* ${mp} ' | head -1`)).out.trim();
-  if (!pid) return '  (no mount daemon found)';
+type ProfileRows = Record<string, { count: number; totalMs: number }>;
+
+/** Asks a daemon for its profile (SIGUSR1) and reads the rows it logged. */
+async function daemonProfile(pid: string, logFile: string): Promise<ProfileRows> {
   await sh(`kill -USR1 ${pid}`);
   await new Promise((r) => setTimeout(r, 300));
-  const lines = (await sh(`grep '"msg":"profile"' ${logFile} | tail -1`)).out.trim();
-  if (!lines) return '  (no profile logged)';
-  const rows = Object.entries(JSON.parse(lines).profile as Record<string, { count: number; totalMs: number; avgUs: number }>).slice(0, 12);
-  return rows.map(([k, r]) => `  ${k.padEnd(20)} ${String(r.count).padStart(8)} calls ${r.totalMs.toFixed(0).padStart(8)} ms  ${String(r.avgUs).padStart(7)} us avg`).join('\n');
+  const line = (await sh(`grep '"msg":"profile"' ${logFile} | tail -1`)).out.trim();
+  return line ? (JSON.parse(line).profile as ProfileRows) : {};
+}
+
+/** The profile of the mount daemon serving mp (FUSE requests, brick calls as it waited for them)
+ *  and of the volume's brick daemons (time spent in each operation there), summed over bricks. */
+async function mountProfile(mp: string, logFile: string, volume: string): Promise<string> {
+  const pid = (await sh(`pgrep -f -- '[c]lient/main.js .* ${mp} ' | head -1`)).out.trim();
+  if (!pid) return '  (no mount daemon found)';
+  const rows = Object.entries(await daemonProfile(pid, logFile)).slice(0, 12);
+  const bricks: ProfileRows = {};
+  for (const b of (await sh(`pgrep -f -- '[b]rickd/main.js .*/${volume}-b[0-9]+ '`)).out.split('\n').filter(Boolean)) {
+    const argv = (await readFile(`/proc/${b}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    const log = argv[argv.indexOf('--log-file') + 1];
+    if (!argv.includes('--log-file') || !log) continue;
+    for (const [k, r] of Object.entries(await daemonProfile(b, log))) {
+      const sum = (bricks[k] ??= { count: 0, totalMs: 0 });
+      sum.count += r.count;
+      sum.totalMs += r.totalMs;
+    }
+  }
+  rows.push(...Object.entries(bricks).sort((a, b) => b[1].totalMs - a[1].totalMs).slice(0, 6));
+  return rows.map(([k, r]) => `  ${k.padEnd(20)} ${String(r.count).padStart(8)} calls ${r.totalMs.toFixed(0).padStart(8)} ms  ${String(Math.round((r.totalMs * 1000) / Math.max(1, r.count))).padStart(7)} us avg`).join('\n');
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -166,7 +185,7 @@ async function gfsVolume(cluster: Cluster, name: string): Promise<Target | strin
   if (r.code !== 0) return r.stderr.trim();
   await cluster.mustGfs(['volume', 'start', name]);
   const mp = await cluster.mount(name);
-  return { name, gfs: true, dir: mp, stop: () => cluster.unmount(mp), profile: () => mountProfile(mp, join(cluster.root, `mount-${name}.log`)) };
+  return { name, gfs: true, dir: mp, stop: () => cluster.unmount(mp), profile: () => mountProfile(mp, join(cluster.root, `mount-${name}.log`), name) };
 }
 
 function median(xs: number[]): number {

@@ -12,11 +12,11 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Debian packages: libfuse2 for fuse-native's binding, fuse3 for fusermount/fuse.conf, attr for getfattr,
+# Debian packages: libfuse2 for fuse-native's binding, fuse3 for fusermount/fuse.conf, attr for getfattr, acl for setfacl, strace (what ls -l asks),
 # xfsprogs for provisioned bricks, docker-compose to check docker-compose.yml without an engine;
 # sqlite3, rsync, git, util-linux (flock) and python3 (fcntl locks) for the real workloads of test/workloads.test.ts.
 need=()
-for pkg in libfuse2 fuse3 attr xfsprogs docker-compose sqlite3 rsync git util-linux python3; do
+for pkg in libfuse2 fuse3 attr acl strace xfsprogs docker-compose sqlite3 rsync git util-linux python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

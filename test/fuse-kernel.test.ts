@@ -1,6 +1,7 @@
 // The kernel-protocol FUSE bridge through real gfsd, brick daemons and mounts: the caller's
 // ownership on the mount and the bricks, deep paths, nanosecond times, flock and fcntl locks
-// between processes, and both bridges serving the same volume.
+// between processes, both bridges serving the same volume, and ACLs and labels only when mounted
+// with them (-o acl, -o selinux), as GlusterFS's fuse-bridge.
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -189,4 +190,49 @@ test('both bridges serve the same volume: write through one, read through the ot
   const log = await fs.readFile(join(c.root, 'mount-bridges.log'), 'utf8');
   await waitFor('the daemon to log its exit', async () => (await fs.readFile(join(c.root, 'mount-bridges.log'), 'utf8')).includes('closed the FUSE device'));
   t.regex(log, /FUSE INIT/);
+});
+
+const ENOTSUP = 95;
+
+/** The errno of getxattr(path, name) as python sees it, 0 when it has a value. */
+async function getxattrErrno(path: string, name: string): Promise<number> {
+  const r = await sh(`python3 -c ${q(`import os,sys\ntry: os.getxattr(sys.argv[1], sys.argv[2]); print(0)\nexcept OSError as e: print(e.errno)`)} ${q(path)} ${name}`);
+  return Number(r.stdout.trim());
+}
+
+test('without -o acl and -o selinux: ACLs and labels are "not supported", so ls -l asks once, not per file', async (t) => {
+  const { mp } = await volume(t, 'noacl');
+  t.is((await sh(`mkdir ${mp}/d && cd ${mp}/d && for i in $(seq 50); do : > f$i; done && echo secret > ${mp}/s && chmod 600 ${mp}/s`)).code, 0);
+  const set = await sh(`setfacl -m u:nobody:r ${mp}/s`);
+  t.not(set.code, 0);
+  t.regex(set.stderr, /Operation not supported/);
+  t.is(await getxattrErrno(`${mp}/s`, 'system.posix_acl_access'), ENOTSUP);
+  t.is(await getxattrErrno(`${mp}/s`, 'security.selinux'), ENOTSUP);
+  t.is(await getxattrErrno(`${mp}/s`, 'security.capability'), 61, 'other security names are as before: ENODATA');
+  t.is((await sh(`setfattr -n security.selinux -v x ${mp}/s`)).code !== 0, true);
+  t.is((await sh(`setfattr -n user.kept -v yes ${mp}/s && getfattr --only-values -n user.kept ${mp}/s`)).stdout, 'yes');
+  // coreutils stops asking a device that said "not supported": 50 files, one ask of each kind.
+  const trace = await sh(`strace -f -e trace=getxattr,lgetxattr -o /dev/stdout ls -l ${mp}/d >/dev/null`);
+  t.is(trace.code, 0, trace.stderr);
+  const asks = trace.stdout.split('\n').filter((l) => /getxattr\(/.test(l));
+  t.true(asks.length <= 4, `${asks.length} getxattr calls by ls -l of 50 files:\n${asks.slice(0, 6).join('\n')}`);
+  t.is((await asNobody(`cat ${mp}/s`)).code !== 0, true, 'mode 600 keeps nobody out');
+});
+
+test('-o acl: setfacl grants access the kernel enforces; getfacl shows it; the ACL is on the brick', async (t) => {
+  const { mp, bricks } = await volume(t, 'withacl', ['-o', 'acl']);
+  t.is((await sh(`echo secret > ${mp}/s && chmod 600 ${mp}/s`)).code, 0);
+  t.not((await asNobody(`cat ${mp}/s`)).code, 0, 'no access before the ACL');
+  const set = await sh(`setfacl -m u:nobody:r ${mp}/s`);
+  t.is(set.code, 0, set.stderr);
+  t.regex((await sh(`getfacl -c ${mp}/s`)).stdout, /user:nobody:r--/);
+  const read = await asNobody(`cat ${mp}/s`);
+  t.is(read.code, 0, read.stderr);
+  t.is(read.stdout, 'secret\n');
+  t.not((await asNobody(`echo x >> ${mp}/s`)).code, 0, 'read granted, not write');
+  const holder = (await Promise.all(bricks.map(async (b) => (await fs.stat(join(b, 's')).catch(() => null))?.size ? b : null))).find(Boolean)!;
+  t.regex((await sh(`getfacl -c ${join(holder, 's')}`)).stdout, /user:nobody:r--/);
+  const rm = await sh(`setfacl -b ${mp}/s`);
+  t.is(rm.code, 0, rm.stderr);
+  t.not((await asNobody(`cat ${mp}/s`)).code, 0, 'removing the ACL takes the access away');
 });

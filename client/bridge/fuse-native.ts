@@ -8,7 +8,7 @@ import { errnoNumber, FsError, toErrno } from '../../common/errors.js';
 import type { Xlator } from '../../common/fops.js';
 import { newGfid } from '../../common/gfid.js';
 import { ROOT_CTX, S_IFDIR, type Ctx, type Fd, type Iatt, type Statfs } from '../../common/types.js';
-import { INTERNAL_XATTR_PREFIX, type Bridge, type BridgeOptions } from './index.js';
+import { INTERNAL_XATTR_PREFIX, unsupportedXattr, type Bridge, type BridgeOptions } from './index.js';
 
 const require = createRequire(import.meta.url);
 type Cb = (code: number, ...rest: unknown[]) => void;
@@ -149,16 +149,19 @@ export class FuseNativeBridge implements Bridge {
       setxattr: (p: string, name: string, value: Buffer, _pos: number, flags: number, cb: Cb) => this.run(cb, 'setxattr', async () => {
         this.writable();
         if (name.startsWith(INTERNAL_XATTR_PREFIX)) throw new FsError('EPERM', `${name} is reserved`);
+        if (unsupportedXattr(name, this.opts)) throw new FsError('EOPNOTSUPP', name);
         await x.setxattr(this.ctx(), loc(p), name, Buffer.from(value), flags);
       }),
       getxattr: (p: string, name: string, _pos: number, cb: Cb) => this.run(cb, 'getxattr', async () => {
         if (name.startsWith(INTERNAL_XATTR_PREFIX)) throw new FsError('ENODATA', name);
+        if (unsupportedXattr(name, this.opts)) throw new FsError('EOPNOTSUPP', name);
         return x.getxattr(this.ctx(), loc(p), name);
       }, (v) => [0, v]),
-      listxattr: (p: string, cb: Cb) => this.run(cb, 'listxattr', async () => (await x.listxattr(this.ctx(), loc(p))).filter((n) => !n.startsWith(INTERNAL_XATTR_PREFIX)), (l) => [0, l]),
+      listxattr: (p: string, cb: Cb) => this.run(cb, 'listxattr', async () => (await x.listxattr(this.ctx(), loc(p))).filter((n) => !n.startsWith(INTERNAL_XATTR_PREFIX) && !unsupportedXattr(n, this.opts)), (l) => [0, l]),
       removexattr: (p: string, name: string, cb: Cb) => this.run(cb, 'removexattr', async () => {
         this.writable();
         if (name.startsWith(INTERNAL_XATTR_PREFIX)) throw new FsError('EPERM', `${name} is reserved`);
+        if (unsupportedXattr(name, this.opts)) throw new FsError('EOPNOTSUPP', name);
         await x.removexattr(this.ctx(), loc(p), name);
       }),
     };

@@ -14,6 +14,10 @@ export interface BridgeOptions {
   /** Seconds the kernel may cache attributes and names (-o attribute-timeout=, entry-timeout=). */
   attrTimeout?: number;
   entryTimeout?: number;
+  /** POSIX ACLs (-o acl): system.posix_acl_* reach the bricks and the kernel checks them. */
+  acl?: boolean;
+  /** SELinux labels (-o selinux): security.selinux reaches the bricks. */
+  selinux?: boolean;
 }
 
 export interface Bridge {
@@ -27,3 +31,12 @@ export type BridgeFactory = (top: Xlator, opts: BridgeOptions) => Bridge;
 
 /** Names clients never see or set: the bricks' own bookkeeping. */
 export const INTERNAL_XATTR_PREFIX = 'trusted.gfs.';
+
+const ACL_XATTRS = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
+
+/** Without -o acl / -o selinux a mount has no ACLs or labels, as GlusterFS's fuse-bridge: their
+ *  xattrs are EOPNOTSUPP. That is also what lets `ls -l` ask once per mount instead of twice per file
+ *  (coreutils stops asking a device that said "not supported"). */
+export function unsupportedXattr(name: string, opts: { acl?: boolean; selinux?: boolean }): boolean {
+  return (!opts.acl && ACL_XATTRS.has(name)) || (!opts.selinux && name === 'security.selinux');
+}

@@ -26,7 +26,7 @@ export class KernelBridge implements Bridge {
     const dev = new FuseDevice(REQUEST_BUFFER, (err) => log.error({ err }, '/dev/fuse failed'));
     this.dev = dev;
     const session = new Session(this.top, dev, {
-      log, readOnly: this.opts.readOnly, writebackCache: !!this.opts.writebackCache,
+      log, readOnly: this.opts.readOnly, writebackCache: !!this.opts.writebackCache, acl: this.opts.acl, selinux: this.opts.selinux,
       valid: { entry: this.opts.entryTimeout ?? 1, attr: this.opts.attrTimeout ?? 1 },
     }, OPCODES);
     this.session = session;

@@ -29,7 +29,8 @@ async function init(s: Session, req: Request) {
     if (major > FUSE_KERNEL_VERSION) return initOut({ minor: FUSE_KERNEL_MINOR, maxReadahead: 0, flags: 0, maxBackground: 0, congestionThreshold: 0, maxWrite: 0, timeGran: 0, maxPages: 0 }).subarray(0, 8);
     throw new Error(`FUSE major ${major} is too old`);
   }
-  const want = WANTED | (s.opts.writebackCache ? INIT.WRITEBACK_CACHE : 0);
+  // -o acl: the kernel checks ACLs itself (it reads them with GETXATTR and caches them).
+  const want = WANTED | (s.opts.writebackCache ? INIT.WRITEBACK_CACHE : 0) | (s.opts.acl ? INIT.POSIX_ACL : 0);
   const granted = (flags & want) >>> 0;
   const out = {
     minor: Math.min(minor, FUSE_KERNEL_MINOR), maxReadahead: Math.max(maxReadahead, MAX_WRITE), flags: granted,

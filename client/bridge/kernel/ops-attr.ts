@@ -3,7 +3,7 @@
 import { FsError } from '../../../common/errors.js';
 import type { Iatt, SetattrArgs } from '../../../common/types.js';
 import { FATTR, GETATTR_FH, OP, attrOut, statfsOut, u32Out } from './abi.js';
-import { INTERNAL_XATTR_PREFIX } from '../index.js';
+import { INTERNAL_XATTR_PREFIX, unsupportedXattr } from '../index.js';
 import { loc } from './ops-entry.js';
 import type { OpDef, Request, Session } from './session.js';
 
@@ -94,6 +94,10 @@ function sized(value: Buffer, size: number): Buffer {
 
 const internal = (name: string) => name.startsWith(INTERNAL_XATTR_PREFIX);
 
+function supported(s: Session, name: string): void {
+  if (unsupportedXattr(name, s.opts)) throw new FsError('EOPNOTSUPP', `${name}: mounted without ${name.startsWith('system.') ? 'acl' : 'selinux'}`);
+}
+
 async function setxattr(s: Session, req: Request) {
   const size = req.body.u32();
   const flags = req.body.u32();
@@ -101,6 +105,7 @@ async function setxattr(s: Session, req: Request) {
   const value = Buffer.from(req.body.rest(size));
   s.writable();
   if (internal(name)) throw new FsError('EPERM', `${name} is reserved`);
+  supported(s, name);
   await s.top.setxattr(req.ctx, loc(s, req.h.nodeid), name, value, flags);
 }
 
@@ -109,12 +114,13 @@ async function getxattr(s: Session, req: Request) {
   req.body.skip(4);
   const name = req.body.str();
   if (internal(name)) throw new FsError('ENODATA', name);
+  supported(s, name);
   return sized(await s.top.getxattr(req.ctx, loc(s, req.h.nodeid), name), size);
 }
 
 async function listxattr(s: Session, req: Request) {
   const size = req.body.u32();
-  const names = (await s.top.listxattr(req.ctx, loc(s, req.h.nodeid))).filter((n) => !internal(n));
+  const names = (await s.top.listxattr(req.ctx, loc(s, req.h.nodeid))).filter((n) => !internal(n) && !unsupportedXattr(n, s.opts));
   return sized(Buffer.from(names.map((n) => `${n}\0`).join('')), size);
 }
 
@@ -122,6 +128,7 @@ async function removexattr(s: Session, req: Request) {
   const name = req.body.str();
   s.writable();
   if (internal(name)) throw new FsError('EPERM', `${name} is reserved`);
+  supported(s, name);
   await s.top.removexattr(req.ctx, loc(s, req.h.nodeid), name);
 }
 

@@ -40,6 +40,8 @@ export interface SessionOptions {
   readOnly: boolean;
   valid: Validity;
   writebackCache: boolean;
+  acl?: boolean;
+  selinux?: boolean;
 }
 
 export interface OpenFile { fd: Fd; nodeid: bigint; lockOwners: Set<string> }

@@ -2,7 +2,10 @@
 // giver donated the buffer: common/buffers.ts); small sequential writes of one file are aggregated
 // into one child write of up to aggregate-size, sent in the background with up to window-size bytes
 // per file outstanding: several child writes of one file are in flight at once (4 MiB lets four
-// 1 MiB writes of a sequential writer overlap; GlusterFS's 1 MB suits its cheaper writes). Pending data is written before
+// 1 MiB writes of a sequential writer overlap; GlusterFS's 1 MB suits its cheaper writes). Writes
+// that do not continue each other (a random writer) wait for flush-delay too and leave together,
+// up to BURST of them: sent in one tick they share the socket writes and wake-ups of both ends,
+// which cost more than the writes themselves. Pending data is written before
 // anything that could observe it: a read overlapping it, fstat/stat/lookup of the file,
 // truncate, locks, and the multi-entry operations (readdirp, rename, link). A background write
 // that failed is reported by the next write, fsync or flush (close) of the fd that wrote it.
@@ -29,19 +32,23 @@ const O_SYNC = 0o4010000;
 interface Gather { fd: Fd; ctx: Ctx; off: number; bufs: Buffer[]; len: number }
 interface Flight { off: number; end: number; len: number; done?: Promise<void> }
 
-/** Per gfid: what is gathered and what is on its way to the child. */
+/** Writes of one file that do not continue each other, sent together once this many wait. */
+const BURST = 32;
+
+/** Per gfid: what is gathered, what waits to be sent with it, and what is on its way to the child. */
 class WbFile {
   gather?: Gather;
+  /** Closed gathers, oldest first, sent before the open one. */
+  queued: Gather[] = [];
   readonly flights = new Set<Flight>();
   bytes = 0;
   timer?: NodeJS.Timeout;
   waiters: (() => void)[] = [];
   readonly paths = new Set<string>();
   constructor(readonly gfid: string) {}
-  get idle(): boolean { return !this.gather && this.flights.size === 0; }
+  get idle(): boolean { return !this.gather && this.queued.length === 0 && this.flights.size === 0; }
   overlaps(off: number, end: number): boolean {
-    const g = this.gather;
-    if (g && off < g.off + g.len && g.off < end) return true;
+    for (const g of this.gather ? [...this.queued, this.gather] : this.queued) if (off < g.off + g.len && g.off < end) return true;
     for (const f of this.flights) if (off < f.end && f.off < end) return true;
     return false;
   }
@@ -98,13 +105,18 @@ export class WriteBehind extends PassThrough implements Xlator {
     if (f.idle && this.files.get(f.gfid) === f) this.files.delete(f.gfid);
   }
 
-  /** Sends what is gathered; overlapping writes already on their way go first (order on the disk). */
+  /** Sends what is queued and gathered, in the order it was written. */
   private send(f: WbFile): void {
     clearTimeout(f.timer);
     f.timer = undefined;
-    const g = f.gather;
-    if (!g) return;
+    const all = f.gather ? [...f.queued, f.gather] : f.queued;
+    f.queued = [];
     f.gather = undefined;
+    for (const g of all) this.sendOne(f, g);
+  }
+
+  /** One child write; overlapping writes already on their way go first (order on the disk). */
+  private sendOne(f: WbFile, g: Gather): void {
     const data = g.bufs.length === 1 ? g.bufs[0] : Buffer.concat(g.bufs, g.len);
     const flight: Flight = { off: g.off, end: g.off + g.len, len: g.len };
     const before = [...f.flights].filter((o) => o.off < flight.end && flight.off < o.end).map((o) => o.done);
@@ -159,7 +171,10 @@ export class WriteBehind extends PassThrough implements Xlator {
     const agg = this.opts['aggregate-size'];
     let g = f.gather;
     if (g && (g.fd !== fd || g.off + g.len !== offset || g.len + data.length > agg)) {
-      this.send(f);
+      const continued = g.fd === fd && g.off + g.len === offset; // a sequential writer's full gather
+      f.gather = undefined;
+      f.queued.push(g);
+      if (continued || f.queued.length >= BURST) this.send(f);
       g = undefined;
     }
     if (!g) f.gather = g = { fd, ctx: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, off: offset, bufs: [], len: 0 };
@@ -172,7 +187,7 @@ export class WriteBehind extends PassThrough implements Xlator {
       f.timer.unref?.();
     }
     while (f.bytes > this.opts['window-size']) {
-      if (f.gather) this.send(f);
+      if (f.gather || f.queued.length) this.send(f);
       await new Promise<void>((r) => f.waiters.push(r));
     }
     return data.length;
