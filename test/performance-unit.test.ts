@@ -364,7 +364,12 @@ test('write-behind gathers small sequential writes into few child writes, all th
   const { mem, spy, top } = stack((ch) => new WriteBehind('wb', { 'aggregate-size': '64KB' }, [ch]));
   const fd = await file(top, '/w');
   const chunk = Buffer.alloc(1024, 7);
+  let release!: () => void;
+  spy.hold = new Promise((r) => { release = r; }); // a child slower than the writer, as a brick is
   for (let i = 0; i < 256; i++) await top.write(c, fd, i * 1024, chunk);
+  t.is(spy.n('write'), 4, 'each 64 KiB gather went as it filled');
+  release();
+  spy.hold = undefined;
   await top.flush(c, fd);
   t.true(spy.n('write') <= 8, `${spy.n('write')} child writes`);
   t.is(mem.names.get('/w')!.data.length, 256 * 1024);
@@ -459,6 +464,15 @@ test('write-behind answers random 4 KiB writes at once, many in flight; a failur
   spy.hold = undefined;
   await top.fsync(c, fd, false);
   t.is(mem.names.get('/rand')!.data[37 * 4096], 9);
+  // Answered, the writes in flight let the next ones go at once (no flush-delay wait).
+  spy.hold = new Promise((r) => { release = r; });
+  for (let i = 0; i < 40; i++) await top.write(c, fd, ((i * 41) % 256) * 4096, Buffer.alloc(4096, 8));
+  const sent = spy.n('write');
+  release();
+  spy.hold = undefined;
+  await sleep(1);
+  t.true(spy.n('write') - sent >= 7, `${spy.n('write') - sent} more sent when the first burst was answered`);
+  await top.fsync(c, fd, false);
   spy.failWrites = true;
   await top.write(c, fd, 8 * 4096, Buffer.alloc(4096, 1));
   await sleep(20);

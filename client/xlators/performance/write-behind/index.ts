@@ -3,9 +3,11 @@
 // into one child write of up to aggregate-size, sent in the background with up to window-size bytes
 // per file outstanding: several child writes of one file are in flight at once (4 MiB lets four
 // 1 MiB writes of a sequential writer overlap; GlusterFS's 1 MB suits its cheaper writes). Writes
-// that do not continue each other (a random writer) wait for flush-delay too and leave together,
-// up to BURST of them: sent in one tick they share the socket writes and wake-ups of both ends,
-// which cost more than the writes themselves. Pending data is written before
+// that do not continue each other (a random writer) leave together: up to BURST at once, or after
+// flush-delay, or as soon as the last write in flight is answered (GlusterFS's trickling-writes),
+// sharing the socket writes and wake-ups of both ends, which cost more than the writes themselves.
+// (A small file's lone gather still waits for its close: sent earlier, it would cost replicate a
+// second write to every child.) Pending data is written before
 // anything that could observe it: a read overlapping it, fstat/stat/lookup of the file,
 // truncate, locks, and the multi-entry operations (readdirp, rename, link). A background write
 // that failed is reported by the next write, fsync or flush (close) of the fd that wrote it.
@@ -99,6 +101,7 @@ export class WriteBehind extends PassThrough implements Xlator {
   }
 
   private settle(f: WbFile): void {
+    if (f.flights.size === 0 && f.queued.length) this.send(f); // trickle on
     const w = f.waiters;
     f.waiters = [];
     for (const r of w) r();
