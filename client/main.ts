@@ -122,7 +122,6 @@ export function parseMountArgs(argv: string[]): MountArgs {
       case 'bridge': bridge = v; break;
       case 'writeback-cache': writebackCache = true; break;
       case 'acl': acl = true; break;
-      case 'noacl': acl = false; break;
       case 'selinux': selinux = true; break;
       case 'attribute-timeout': attrTimeout = seconds(k, v); break;
       case 'entry-timeout': entryTimeout = seconds(k, v); break;
