@@ -7,12 +7,18 @@ export interface Ctx {
   gid: number;
   groups: number[];
   pid: number;
-  signal?: AbortSignal;
-  trace?: string;
+  signal?: Interrupt;
   /** A compound operation: counter additions (xattrop) the brick makes, in order, before the
    *  operation itself, in the same round trip (replicate's pre-op). Only protocol/client reads it;
    *  a failure of one fails the call with `preFailed` set and the operation not run. */
   pre?: readonly { loc: Loc; name: string; add: Buffer }[];
+}
+
+/** The caller gave up (FUSE INTERRUPT): the part of AbortSignal that operations use. */
+export interface Interrupt {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', fn: () => void, opts?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', fn: () => void): void;
 }
 
 export const ROOT_CTX: Ctx = Object.freeze({ uid: 0, gid: 0, groups: [], pid: 0 });

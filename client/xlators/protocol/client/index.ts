@@ -258,7 +258,12 @@ export class ProtocolClient extends PassThrough implements Xlator {
   /** One operation on the brick: Ping as a unary call (the handshake and heartbeat), everything
    * else as one message each way on the channel's Session stream. A brick that cannot be reached
    * drops the channel so the next call asks portmap again. */
-  private async call<T = any>(method: string, req: unknown, ctx: Ctx, timeoutMs = this.opts['call-timeout'] * 1000): Promise<T> {
+  private call<T = any>(method: string, req: unknown, ctx: Ctx, timeoutMs = this.opts['call-timeout'] * 1000): Promise<T> {
+    // Connected: no await before the request is on its way (each one is a turn of the microtask queue).
+    return this.client ? this.send<T>(this.client, method, req, ctx, timeoutMs) : this.connectAndCall<T>(method, req, ctx, timeoutMs);
+  }
+
+  private async connectAndCall<T>(method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
     let client: grpc.Client;
     try {
       client = await this.connect();
@@ -266,7 +271,11 @@ export class ProtocolClient extends PassThrough implements Xlator {
       this.setUp(false);
       throw e instanceof FsError ? new FsError(e.errno === 'ENOENT' ? 'ENOTCONN' : e.errno, e.message) : e;
     }
-    if (ctx.signal?.aborted) throw new FsError('EINTR', `${method} on ${this.brick}: interrupted`);
+    return this.send<T>(client, method, req, ctx, timeoutMs);
+  }
+
+  private send<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
+    if (ctx.signal?.aborted) return Promise.reject(new FsError('EINTR', `${method} on ${this.brick}: interrupted`));
     return method === 'Ping' ? this.unary<T>(client, method, req, ctx, timeoutMs) : this.viaSession<T>(client, method, req, ctx, timeoutMs);
   }
 
