@@ -186,6 +186,15 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
     // The fds this client took locks on: when it goes away, its locks go (a healer or another
     // client would wait on them for ever), as GlusterFS's server clears a disconnected client's.
     const locked = new Set<number>();
+    // The closes this client asked for (FopRequest.released), which its later lock requests follow.
+    let closing: Promise<unknown> = Promise.resolve();
+    const close = (fds: number[], ctx: Ctx) => {
+      const done = fds.map((fd) => {
+        locked.delete(fd);
+        return runOp('Release', HANDLERS.Release, brick, ctx, { fd }, NEVER).catch(() => undefined);
+      });
+      closing = Promise.all([closing, ...done]);
+    };
     const stop = () => {
       if (closed && running.size === 0 && locked.size === 0) return;
       closed = true;
@@ -210,17 +219,21 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         if (!closed) call.write({ id, errno: 'ENOSYS', message: `no operation '${field}' on this brick` });
         return;
       }
+      const ctx = callerCtx(m.caller);
+      const released = (m.released ?? []) as number[];
+      if (released.length) close(released.map(Number), ctx);
       if (field === 'lk' && m.lk?.lock?.type !== 'unlock') locked.add(Number(m.lk?.fd));
       if (field === 'release') locked.delete(Number(m.release?.fd)); // its close drops its locks
       const abort = field === 'lk' ? new AbortController() : null;
       running.set(id, abort);
       const signal = abort?.signal ?? NEVER;
-      const ctx = callerCtx(m.caller);
       const pre = (m.pre ?? []) as Wire[];
       let preFailed = false;
+      const after = field === 'lk' ? closing : undefined;
       // A compound request: its counter additions first (all at once: each is atomic on its own
       // name), the operation only after all of them worked.
       const run = async () => {
+        if (after) await after; // the fd closes before it dropped their locks
         if (pre.length) {
           const added = await Promise.allSettled(pre.map((p) => runOp('Xattrop', HANDLERS.Xattrop, brick, ctx, p, signal)));
           const bad = added.find((x) => x.status === 'rejected');

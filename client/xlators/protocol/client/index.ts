@@ -33,6 +33,9 @@ interface Options {
   'reconnect-interval': number; 'ping-timeout': number;
 }
 
+/** How long a closed fd waits for a request to ride on before its close goes alone. */
+const RELEASE_DELAY_MS = 10;
+
 /** A Session request awaiting its reply: settle once, with the error or the reply's message. */
 interface Pending {
   method: string;
@@ -80,9 +83,12 @@ export class ProtocolClient extends PassThrough implements Xlator {
   private nextId = 1;
   /** Fails session calls past their deadline (one timer for all, not one per call). */
   private deadlines?: NodeJS.Timeout;
-  /** Brick closes sent in the background (release answers at once), with the gfid of the file
-   *  they close: locks on that file and fini wait for them. */
-  private readonly releasing = new Map<Promise<void>, string>();
+  /** Brick fds closed here and not yet on the wire: they ride on the next request (its `released`
+   *  field), or leave alone after RELEASE_DELAY_MS. A file's close thus costs no round trip. */
+  private toRelease: number[] = [];
+  private releaseTimer?: NodeJS.Timeout;
+  /** A lone Release on its way (fini waits for it). */
+  private releasing?: Promise<void>;
 
   constructor(name: string, options: Record<string, unknown>, private readonly xctx: XlatorContext) {
     super(name, 'protocol/client', []);
@@ -114,7 +120,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async fini(): Promise<void> {
-    await Promise.allSettled([...this.releasing.keys()]);
+    this.sendReleases();
+    await this.releasing;
     this.closed = true;
     clearTimeout(this.retry);
     clearInterval(this.heartbeat);
@@ -186,6 +193,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     this.brickPid = pid;
     if (!was || pid === was) return;
     this.gen++;
+    this.toRelease = []; // fds of the daemon or brick left behind
     this.log.info({ brick: this.brick, was, now: pid }, 'brick daemon restarted; files open on it must be opened again');
     // Gone and back between two pings (the channel reconnected by itself): it may have missed
     // changes, so the parents hear child-up again (replicate sweeps its heal index then).
@@ -206,6 +214,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     }
     this.log.info({ from, to: this.brick }, 'brick moved');
     this.gen++;
+    this.toRelease = []; // fds of the daemon or brick left behind
     if (this.up) this.declareDown(`brick moved to ${this.brick}`);
     else this.dropChannel();
   }
@@ -386,7 +395,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
       this.inflight.add(fail);
       ctx.signal?.addEventListener('abort', onAbort, { once: true });
       const pre = ctx.pre?.map((x) => ({ loc: ProtocolClient.wloc(x.loc), name: x.name, add: x.add }));
-      s.stream.write({ id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, [method.toLowerCase()]: req });
+      const released = this.takeReleases();
+      s.stream.write({ id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, released, [method.toLowerCase()]: req });
     });
   }
 
@@ -465,20 +475,40 @@ export class ProtocolClient extends PassThrough implements Xlator {
     await this.call('Fsync', { fd: this.remoteFd(fd), datasync }, ctx);
   }
 
-  override async release(ctx: Ctx, fd: Fd): Promise<void> {
+  override async release(_ctx: Ctx, fd: Fd): Promise<void> {
     const r = fd.ctx.get(this) as RemoteFd | undefined;
     if (!r) return;
     fd.ctx.delete(this);
     if ((r.gen ?? 0) !== this.gen) return; // opened on the brick this translator moved away from
-    // Answered at once; the brick's close follows in the background (nothing can fail that the
-    // caller could act on). Locks on the file taken later wait for it, so the brick has dropped
-    // this fd's.
-    const bg: Ctx = { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid };
-    const p: Promise<void> = this.call('Release', { fd: r.id }, bg).then(
+    // Answered at once (nothing can fail that the caller could act on); the brick closes the fd
+    // when the next request tells it. A lock taken later on this brick waits for the close there.
+    this.toRelease.push(r.id);
+    this.releaseTimer ??= setTimeout(() => this.sendReleases(), RELEASE_DELAY_MS);
+    this.releaseTimer.unref?.();
+  }
+
+  /** The brick fds to close, for the request about to go out on the current generation's session. */
+  private takeReleases(): number[] | undefined {
+    if (this.toRelease.length === 0) return undefined;
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+    const ids = this.toRelease;
+    this.toRelease = [];
+    return ids;
+  }
+
+  /** No request went out for a while: the closes go on their own. */
+  private sendReleases(): void {
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+    const first = this.toRelease[0];
+    if (first === undefined || !this.up) return;
+    this.toRelease.shift();
+    const p: Promise<void> = this.call('Release', { fd: first }, this.xctx.rootCtx).then(
       () => undefined,
-      (e) => { this.log.debug({ fd: r.id, err: (e as Error).message }, 'background release failed'); },
-    ).finally(() => this.releasing.delete(p));
-    this.releasing.set(p, fd.gfid);
+      (e) => { this.log.debug({ fd: first, err: (e as Error).message }, 'background release failed'); },
+    ).finally(() => { if (this.releasing === p) this.releasing = undefined; });
+    this.releasing = p;
   }
 
   override async unlink(ctx: Ctx, loc: Loc): Promise<void> {
@@ -546,10 +576,6 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async lk(ctx: Ctx, fd: Fd, cmd: LockCmd, lock: Flock): Promise<Flock> {
-    if (this.releasing.size) {
-      const same = [...this.releasing].filter(([, g]) => g === fd.gfid || !g || !fd.gfid).map(([p]) => p);
-      if (same.length) await Promise.allSettled(same);
-    }
     const r = await this.call('Lk', { fd: this.remoteFd(fd), cmd, lock: toWireFlock(lock) }, ctx);
     const l = r.lock;
     return { type: l.type, start: BigInt(l.start), len: BigInt(l.len), pid: l.pid, owner: l.owner };
