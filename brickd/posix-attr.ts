@@ -15,21 +15,20 @@ export const XATTR_REPLACE = 2;
 
 export async function setattrOp(b: Brick, loc: { path: string }, attrs: SetattrArgs): Promise<Iatt> {
   const hp = await b.resolve(loc.path);
-  const st = await lstat(hp.host, { bigint: true });
-  const link = st.isSymbolicLink();
-  if (attrs.mode !== undefined && link) throw new FsError('EOPNOTSUPP', `cannot change the mode of symlink '${loc.path}'`);
-  // Owner first: a chown clears set-id bits, and a mode given with it is the one wanted after.
-  if (attrs.uid !== undefined || attrs.gid !== undefined) {
-    await lchown(hp.host, attrs.uid ?? -1, attrs.gid ?? -1);
-  }
-  if (attrs.mode !== undefined) await chmod(hp.host, attrs.mode & 0o7777);
-  if (attrs.size !== undefined) {
-    await truncateOp(b, loc, attrs.size);
-  }
-  if (attrs.atime !== undefined || attrs.mtime !== undefined) {
+  // Steps that cannot disturb each other go at once (each step is a trip to the thread pool): the
+  // owner (lchown never follows a link) alongside the lstat that tells a symlink, whose mode
+  // cannot change; then the mode alongside the times (chmod leaves times, utimensat the mode).
+  // The owner goes before the mode, as a chown clears set-id bits and a mode given with it is the
+  // one wanted after; a size change before the times, which it would move.
+  const chown = attrs.uid !== undefined || attrs.gid !== undefined ? lchown(hp.host, attrs.uid ?? -1, attrs.gid ?? -1) : undefined;
+  const [st] = await Promise.all([lstat(hp.host), chown]);
+  if (attrs.mode !== undefined && st.isSymbolicLink()) throw new FsError('EOPNOTSUPP', `cannot change the mode of symlink '${loc.path}'`);
+  if (attrs.size !== undefined) await truncateOp(b, loc, attrs.size);
+  await Promise.all([
+    attrs.mode !== undefined ? chmod(hp.host, attrs.mode & 0o7777) : undefined,
     // To the nanosecond; the time not asked for stays exactly as it was (UTIME_OMIT).
-    await setTimes(hp.host, attrs.atime ?? 'omit', attrs.mtime ?? 'omit');
-  }
+    attrs.atime !== undefined || attrs.mtime !== undefined ? setTimes(hp.host, attrs.atime ?? 'omit', attrs.mtime ?? 'omit') : undefined,
+  ]);
   return iattOf(hp.host, hp.isRoot);
 }
 
