@@ -159,6 +159,29 @@ test('entry heal: files created, deleted and renamed while a child was down', as
   for (const p of ['/', '/dir', '/dir/sub', '/new', '/moved']) for (const k of kids) for (const j of kids) t.deepEqual(k.counts(p, j.name), zero, `${p} on ${k.name}`);
 });
 
+test('entry heal cut short right after a create: the empty copy stays blamed, so its data heals next time', async (t) => {
+  const { kids, r } = await setup();
+  await writeFile(r, '/f', 'in sync');
+  kids[1].names.delete('/f'); // that brick's disk was replaced: its copy is gone, nothing blames it
+  // The sink's brick goes away after it made the empty copy, before it answered (a reset-brick
+  // restarting it): the create fails here although the file exists there.
+  const create = kids[1].create.bind(kids[1]);
+  kids[1].create = async (...a: Parameters<AfrMem['create']>) => {
+    await create(...a);
+    kids[1].down = true;
+    throw new FsError('ENOTCONN', 'the brick went away before it answered');
+  };
+  await r.heal('/', true).catch(() => undefined);
+  kids[1].create = create;
+  up(r, kids[1]);
+  t.is(kids[1].data('/f'), '', 'the name was made, its data not yet');
+  t.true(kids[0].counts('/f', kids[1].name)[0] > 0, 'the good copy blames the new one for data');
+  await r.heal('/', true);
+  await r.heal('/f', true);
+  t.is(kids[1].data('/f'), 'in sync');
+  for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero, `/f on ${k.name}`);
+});
+
 test('entry heal of many names at once: every file with its data and gfid, hard links linked once', async (t) => {
   const { kids, r } = await setup(2, { 'shd-max-threads': 8 });
   down(r, kids[1]);

@@ -1,6 +1,6 @@
 // Entry heal: names of a directory. Against the good copy, a stale copy loses the names the good
 // one lacks (deleted or renamed away while it was down) and gains the ones it lacks (created or
-// renamed in): directories are made and healed in turn, files created empty and then marked stale
+// renamed in): directories are made and healed in turn, files marked stale and then created empty
 // so the data heal copies them under its lock, symlinks and hard links made as they are.
 import { mapBounded } from '../../../../common/concurrency.js';
 import { toErrno } from '../../../../common/errors.js';
@@ -28,11 +28,14 @@ async function createCopy(r: Replicate, src: number, sink: number, path: string,
   const c = r.children[sink];
   const args = { mode: e.iatt.mode & 0o7777, umask: 0, gfid: e.iatt.gfid };
   const loc = { path };
+  // The good copy blames the sink before the sink's copy exists: a heal cut short after the create
+  // (the sink's brick restarted, say) leaves a name the next entry heal finds in place, and only
+  // this mark still says that its contents are missing.
   if (isDir(e.iatt.mode)) {
-    await c.mkdir(ROOT_CTX, loc, args);
-    await copyMetadata(r, path, src, e.iatt, [sink]);
     // The new directory is empty on sink: let its entry heal fill it.
     await r.children[src].xattrop(ROOT_CTX, loc, afrKey(c.name), delta('entry', 1));
+    await c.mkdir(ROOT_CTX, loc, args);
+    await copyMetadata(r, path, src, e.iatt, [sink]);
     return [path];
   }
   if (isLnk(e.iatt.mode)) {
@@ -46,15 +49,13 @@ async function createCopy(r: Replicate, src: number, sink: number, path: string,
     return [];
   }
   if (!isReg(e.iatt.mode)) return []; // devices and fifos are not served by bricks
+  const data = sink !== r.arbiter && e.iatt.size > 0n;
+  if (data) await r.children[src].xattrop(ROOT_CTX, loc, afrKey(c.name), delta('data', 1));
   const { fd } = await c.create(ROOT_CTX, loc, O_WRONLY, args);
   await c.release(ROOT_CTX, fd);
   await copyMetadata(r, path, src, e.iatt, [sink]);
   linked.set(e.iatt.gfid, path);
-  if (sink !== r.arbiter && e.iatt.size > 0n) {
-    await r.children[src].xattrop(ROOT_CTX, loc, afrKey(c.name), delta('data', 1));
-    return [path];
-  }
-  return [];
+  return data ? [path] : [];
 }
 
 interface Copy { src: number; sink: number; path: string; e: Dirent }
