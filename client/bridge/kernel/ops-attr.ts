@@ -71,7 +71,8 @@ async function setattr(s: Session, req: Request) {
   // An unprivileged truncate, or a chown: the set-id bits go too (HANDLE_KILLPRIV_V2).
   if (valid & FATTR.KILL_SUIDGID && !(valid & FATTR.MODE)) {
     if (iatt) s.inodes.get(req.h.nodeid).mode = iatt.mode;
-    iatt = (await s.killSetId(req.h.nodeid, l, req.h.pid)) ?? iatt;
+    await s.killSetId(req.h.nodeid, l, req.h.pid);
+    iatt = undefined;
   }
   iatt ??= f ? await s.top.fstat(req.ctx, f.fd) : await s.top.stat(req.ctx, l);
   return attrReply(s, req.h.nodeid, iatt);

@@ -152,14 +152,13 @@ export class Session {
   /** HANDLE_KILLPRIV_V2 leaves clearing set-id bits to us: after an unprivileged write or O_TRUNC
    *  open of such a file, chmod them away as root (the writer may not own the file, the kernel's
    *  own clearing is forced too) and drop the kernel's attributes of it. */
-  async killSetId(nodeid: bigint, loc: Loc, pid: number): Promise<Iatt | undefined> {
+  async killSetId(nodeid: bigint, loc: Loc, pid: number): Promise<void> {
     const n = this.inodes.get(nodeid);
     const kill = setIdToKill(n.mode ?? 0);
-    if (!kill) return undefined;
+    if (!kill) return;
     const iatt = await this.top.setattr({ uid: 0, gid: 0, groups: [], pid }, loc, { mode: (n.mode! & 0o7777) & ~kill });
     n.mode = iatt.mode;
     setImmediate(() => void this.dev.notify(NOTIFY.INVAL_INODE, invalInodeOut(nodeid, -1n, 0n))); // attributes only
-    return iatt;
   }
 
   /** parent/name now names another inode than the kernel may have cached: drop that dentry. */
