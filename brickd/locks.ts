@@ -2,6 +2,8 @@
 // Ranges are [start, end) with end = EOF_END for "to the end of the file". Locks of one owner
 // never conflict with each other; a new lock of an owner replaces its overlapping ranges, and
 // unlock splits them. setlkw waiters are retried, in arrival order, whenever locks are released.
+// A fair table (replicate's inode locks) also makes a new lock wait behind an earlier waiter it
+// conflicts with, so a writer (a heal) is not starved by readers (transactions) that keep coming.
 import { FsError } from '../common/errors.js';
 import type { Flock, LockCmd, LockType } from '../common/types.js';
 
@@ -25,6 +27,7 @@ interface Waiter {
 interface FileLocks {
   held: Range[];
   waiting: Waiter[];
+  fair: boolean;
 }
 
 function toRange(l: Flock): Range & { unlock: boolean } {
@@ -76,10 +79,15 @@ function insert(held: Range[], req: Range): Range[] {
 export class LockTable {
   private readonly files = new Map<string, FileLocks>();
 
-  private file(gfid: string): FileLocks {
+  private file(gfid: string, fair: boolean): FileLocks {
     let f = this.files.get(gfid);
-    if (!f) { f = { held: [], waiting: [] }; this.files.set(gfid, f); }
+    if (!f) { f = { held: [], waiting: [], fair }; this.files.set(gfid, f); }
     return f;
+  }
+
+  /** Whether req must wait: a conflicting lock is held, or (fair) an earlier waiter conflicts. */
+  private blocked(f: FileLocks, req: Range, before = f.waiting.length): boolean {
+    return f.held.some((h) => conflicts(h, req)) || (f.fair && f.waiting.slice(0, before).some((w) => conflicts(w.req, req)));
   }
 
   private gc(gfid: string): void {
@@ -87,10 +95,10 @@ export class LockTable {
     if (f && f.held.length === 0 && f.waiting.length === 0) this.files.delete(gfid);
   }
 
-  /** getlk, setlk or setlkw of a lock on the file gfid, set through fd. */
-  async lk(gfid: string, fd: number, cmd: LockCmd, lock: Flock, signal?: AbortSignal): Promise<Flock> {
+  /** getlk, setlk or setlkw of a lock on the file gfid, set through fd (-1: none). */
+  async lk(gfid: string, fd: number, cmd: LockCmd, lock: Flock, signal?: AbortSignal, fair = false): Promise<Flock> {
     const req = toRange(lock);
-    const f = this.file(gfid);
+    const f = this.file(gfid, fair);
     try {
       if (cmd === 'getlk') {
         if (req.unlock) throw new FsError('EINVAL', 'getlk needs a read or write lock');
@@ -103,7 +111,7 @@ export class LockTable {
         this.wake(gfid);
         return lock;
       }
-      if (!f.held.some((h) => conflicts(h, req))) {
+      if (!this.blocked(f, req)) {
         this.grant(f, req);
         this.wake(gfid);
         return lock;
@@ -134,7 +142,7 @@ export class LockTable {
     const f = this.files.get(gfid);
     if (!f) return;
     for (const w of [...f.waiting]) {
-      if (f.held.some((h) => conflicts(h, w.req))) continue;
+      if (this.blocked(f, w.req, f.waiting.indexOf(w))) continue;
       f.waiting.splice(f.waiting.indexOf(w), 1);
       this.grant(f, w.req);
       w.resolve();
@@ -152,6 +160,18 @@ export class LockTable {
       if (w.fd === fd) { f.waiting.splice(f.waiting.indexOf(w), 1); w.reject(new FsError('EBADF', 'fd released while waiting for a lock')); }
     }
     this.wake(gfid);
+  }
+
+  /** Drops every lock and wait of the owners in the fair tables (their client went away). */
+  dropOwners(owners: ReadonlySet<string>): void {
+    for (const [key, f] of [...this.files]) {
+      if (!f.fair) continue;
+      f.held = f.held.filter((h) => !owners.has(h.owner));
+      for (const w of [...f.waiting]) {
+        if (owners.has(w.req.owner)) { f.waiting.splice(f.waiting.indexOf(w), 1); w.reject(new FsError('EINTR', 'client gone while waiting for a lock')); }
+      }
+      this.wake(key);
+    }
   }
 
   /** Fails every waiter (shutdown). */

@@ -171,3 +171,12 @@ export async function lkOp(b: Brick, fd: number, cmd: LockCmd, lock: Flock, sign
   }
   return b.locks.lk(lockKey(f.gfid, lock.owner), f.id, cmd, lock, signal);
 }
+
+/** An inode lock by path (replicate's domain, apart from POSIX locks), fair to waiting writers. */
+export async function inodelkOp(b: Brick, loc: { path: string }, cmd: LockCmd, lock: Flock, signal?: AbortSignal): Promise<Flock> {
+  if (cmd !== 'setlk' && cmd !== 'setlkw') throw new FsError('EINVAL', `inodelk takes setlk or setlkw, not '${String(cmd)}'`);
+  if (!lock.owner) throw new FsError('EINVAL', 'inodelk needs an owner');
+  const hp = await b.resolve(loc.path);
+  const gfid = await ensureGfid(hp.host, loc.path === '/');
+  return b.locks.lk(`${gfid}:inodelk`, -1, cmd, lock, signal, true);
+}

@@ -84,6 +84,9 @@ export const HANDLERS: Record<string, Handler> = {
   Lk: async (b, _c, r, signal) => ({
     lock: flockToWire(await file.lkOp(b, Number(r.fd), String(r.cmd) as LockCmd, flockFromWire(r.lock), signal)),
   }),
+  Inodelk: async (b, _c, r, signal) => ({
+    lock: flockToWire(await file.inodelkOp(b, loc(r.loc), String(r.cmd) as LockCmd, flockFromWire(r.lock), signal)),
+  }),
 };
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -173,6 +176,12 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       call.emit('error', denied);
       return;
     }
+    // The owners of the inode locks it asked for: they end with the session, however it ends.
+    const inodelkOwners = new Set<string>();
+    const dropInodelks = () => {
+      if (inodelkOwners.size) brick.locks.dropOwners(inodelkOwners);
+      inodelkOwners.clear();
+    };
     // Ops in progress by id; only a lock wait can be cancelled (an AbortController costs ~10 us).
     const running = new Map<number, AbortController | null>();
     let closed = false;
@@ -180,6 +189,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
     const finish = () => {
       if (ending && !closed && running.size === 0) {
         closed = true;
+        dropInodelks();
         call.end();
       }
     };
@@ -196,13 +206,14 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       closing = Promise.all([closing, ...done]);
     };
     const stop = () => {
-      if (closed && running.size === 0 && locked.size === 0) return;
+      if (closed && running.size === 0 && locked.size === 0 && inodelkOwners.size === 0) return;
       closed = true;
       for (const a of running.values()) a?.abort();
       running.clear();
       for (const fd of locked) file.dropLocksOp(brick, fd);
-      if (locked.size) brick.log.info({ peer: call.getPeer(), fds: locked.size }, 'client gone: its locks dropped');
+      if (locked.size || inodelkOwners.size) brick.log.info({ peer: call.getPeer(), fds: locked.size, inodelks: inodelkOwners.size }, 'client gone: its locks dropped');
       locked.clear();
+      dropInodelks();
     };
     call.on('cancelled', stop);
     call.on('error', stop);
@@ -224,7 +235,12 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       if (released.length) close(released.map(Number), ctx);
       if (field === 'lk' && m.lk?.lock?.type !== 'unlock') locked.add(Number(m.lk?.fd));
       if (field === 'release') locked.delete(Number(m.release?.fd)); // its close drops its locks
-      const abort = field === 'lk' ? new AbortController() : null;
+      if (field === 'inodelk') {
+        const owner = String(m.inodelk?.lock?.owner ?? '');
+        if (m.inodelk?.lock?.type === 'unlock') inodelkOwners.delete(owner);
+        else inodelkOwners.add(owner);
+      }
+      const abort = field === 'lk' || field === 'inodelk' ? new AbortController() : null;
       running.set(id, abort);
       const signal = abort?.signal ?? NEVER;
       const pre = (m.pre ?? []) as Wire[];

@@ -45,6 +45,10 @@ export interface Fops {
   xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer>;
   /** POSIX record locks; getlk returns the conflicting lock or one of type 'unlock'. */
   lk(ctx: Ctx, fd: Fd, cmd: LockCmd, lock: Flock): Promise<Flock>;
+  /** A lock on the inode at loc in a domain apart from POSIX locks (setlk or setlkw; replicate's
+   *  transactions and heals): waiting writers go before new readers; a client's hold ends with
+   *  its connection. */
+  inodelk(ctx: Ctx, loc: Loc, cmd: LockCmd, lock: Flock): Promise<Flock>;
 }
 
 export type FopName = keyof Fops;
@@ -52,7 +56,7 @@ export type FopName = keyof Fops;
 export const FOP_NAMES = [
   'lookup', 'stat', 'fstat', 'readdirp', 'mkdir', 'create', 'open', 'read', 'write', 'truncate',
   'ftruncate', 'flush', 'fsync', 'release', 'unlink', 'rmdir', 'rename', 'link', 'symlink',
-  'readlink', 'setattr', 'statfs', 'getxattr', 'setxattr', 'listxattr', 'removexattr', 'xattrop', 'lk', 'mknod', 'fallocate',
+  'readlink', 'setattr', 'statfs', 'getxattr', 'setxattr', 'listxattr', 'removexattr', 'xattrop', 'lk', 'mknod', 'fallocate', 'inodelk',
 ] as const satisfies readonly FopName[];
 
 // A compile-time check that the list names every operation.

@@ -1,12 +1,18 @@
 // gfs-brickd against a real process: gRPC calls in, the brick directory checked with plain tools.
 import test from 'ava';
 import { constants } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { lstat, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { getAttribute, setAttribute } from '@napi-rs/xattr';
 import { gfidFromBytes, gfidToBytes, newGfid } from '../common/gfid.js';
+import { toErrno } from '../common/errors.js';
 import { SETATTR } from '../common/wire.js';
+import type { Xlator } from '../common/fops.js';
+import { createLogger } from '../common/log.js';
+import { ROOT_CTX } from '../common/types.js';
+import { create as createClient } from '../client/xlators/protocol/client/index.js';
 import {
   BrickClient, HOST, args, errnoOf, freePort, runBrickd, spawnBrickd, startBrickd, cleanup, tempDir, type Daemon,
 } from './brickd-harness.js';
@@ -529,3 +535,61 @@ test('bad arguments exit 2 with one line; --help exits 0', async (t) => {
   t.is(noAuth.stderr.trim().split('\n').length, 1);
 });
 
+
+const sessionErrno = (p: Promise<unknown>) => p.then(() => 'no error', (e: unknown) => toErrno(e));
+
+/** A protocol/client (the mount's own, over the Session stream) of brick daemon b. */
+async function sessionOf(b: Daemon): Promise<Xlator> {
+  const xl = createClient('c', { 'remote-host': HOST, 'remote-subvolume': b.brick, 'remote-port': b.port }, [],
+    { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b.volumeId, secret: b.secret, rootCtx: ROOT_CTX });
+  await xl.init();
+  return xl;
+}
+
+test('a closed file costs no round trip: its release rides on the next request, or goes alone 10 ms later, or at fini', async (t) => {
+  const b = await startBrickd(); // its own daemon: other tests' files would be counted
+  const xl = await sessionOf(b);
+  // The daemon's fds open on files of its brick.
+  const open = () => readdirSync(`/proc/${b.proc.pid}/fd`).filter((fd) => {
+    try { return readlinkSync(`/proc/${b.proc.pid}/fd/${fd}`).startsWith(`${b.brick}/rel-`); } catch { return false; }
+  }).length;
+  const base = open();
+  t.is(base, 0);
+  const make = async (p: string) => xl.release(ROOT_CTX, (await xl.create(ROOT_CTX, { path: p }, O_RDWR, args(newGfid()))).fd);
+  for (let i = 0; i < 100; i++) await make(`/rel-${i}`);
+  t.true(open() - base <= 1, `fds open on the brick after 100 create+release: ${open() - base}`);
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(open() - base, 0, 'the last release went alone');
+  await make('/rel-last');
+  await xl.fini();
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(open() - base, 0, 'fini sent the release it held');
+});
+
+test('inode locks: readers share, a waiting writer goes before new readers, and a client\'s locks end with its session', async (t) => {
+  const b = await startBrickd();
+  const [x, y] = [await sessionOf(b), await sessionOf(b)];
+  t.teardown(() => x.fini());
+  const lock = (type: 'read' | 'write' | 'unlock', owner: string) => ({ type, start: 1n << 50n, len: 1n, pid: 0, owner });
+  const dir = { path: '/' };
+  await x.inodelk(ROOT_CTX, dir, 'setlk', lock('read', 'r1'));
+  await y.inodelk(ROOT_CTX, dir, 'setlk', lock('read', 'r2'));
+  let wrote = false;
+  const writer = y.inodelk(ROOT_CTX, dir, 'setlkw', lock('write', 'w')).then(() => { wrote = true; });
+  await new Promise((r) => setTimeout(r, 100));
+  t.false(wrote, 'the writer waits for both readers');
+  t.is(await sessionErrno(x.inodelk(ROOT_CTX, dir, 'setlk', lock('read', 'r3'))), 'EAGAIN', 'a new reader waits behind the writer');
+  await x.inodelk(ROOT_CTX, dir, 'setlk', lock('unlock', 'r1'));
+  await y.inodelk(ROOT_CTX, dir, 'setlk', lock('unlock', 'r2'));
+  await writer;
+  t.true(wrote);
+  let read = false;
+  const reader = x.inodelk(ROOT_CTX, dir, 'setlkw', lock('read', 'r4')).then(() => { read = true; });
+  await new Promise((r) => setTimeout(r, 100));
+  t.false(read, 'a reader waits while the writer holds it');
+  await y.fini(); // the writer's client goes: its lock with it
+  await reader;
+  t.true(read);
+  t.is(await sessionErrno(x.inodelk(ROOT_CTX, { path: '/no-such' }, 'setlk', lock('read', 'r5'))), 'ENOENT');
+  t.is(await sessionErrno(x.inodelk(ROOT_CTX, dir, 'getlk', lock('read', 'r6'))), 'EINVAL');
+});

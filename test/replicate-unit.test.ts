@@ -3,7 +3,8 @@
 import test from 'ava';
 import { pino } from 'pino';
 import { FsError } from '../common/errors.js';
-import { ROOT_CTX as C, S_IFDIR, S_IFREG, type Ctx, type Fd, type Flock, type Loc } from '../common/types.js';
+import { LockTable } from '../brickd/locks.js';
+import { ROOT_CTX as C, S_IFDIR, S_IFREG, type Ctx, type Fd, type Flock, type LockCmd, type Loc } from '../common/types.js';
 import { afrKey, decode, findDirection, type Counts, type Matrix } from '../client/xlators/cluster/replicate/changelog.js';
 import { Replicate, SPLIT_BRAIN_XATTR } from '../client/xlators/cluster/replicate/index.js';
 import { hasQuorum } from '../client/xlators/cluster/replicate/quorum.js';
@@ -13,9 +14,13 @@ import { MemXlator, newGfid } from './support/mem-xlator.js';
 const log = pino({ level: 'silent' });
 const xctx = { log, volume: 'v', volumeId: 'id', secret: 's', rootCtx: C };
 
-/** A mem brick with xattrop and a brick-style lock table (owner-exclusive write locks). */
+/** A mem brick with xattrop, a brick-style lock table (owner-exclusive write locks) and the
+ *  brick's own inode lock table. */
 class AfrMem extends MemXlator {
   private readonly held = new Map<string, string>();
+  inodeLocks = new LockTable();
+  /** inodelk calls that took or waited for a lock, by type. */
+  readonly inodelks: Flock[] = [];
   /** xattrop calls by path. */
   readonly xattrops = new Map<string, number>();
   override async xattrop(c: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer> {
@@ -34,6 +39,11 @@ class AfrMem extends MemXlator {
     if (h && h !== l.owner) throw new FsError('EAGAIN', 'locked');
     this.held.set(k, l.owner);
     return l;
+  }
+  override async inodelk(_c: Ctx, loc: Loc, cmd: LockCmd, l: Flock): Promise<Flock> {
+    if (this.down) throw new FsError('ENOTCONN');
+    if (l.type !== 'unlock') this.inodelks.push(l);
+    return this.inodeLocks.lk(loc.path, -1, cmd, l, undefined, true);
   }
   counts(path: string, child: string): Counts {
     return decode(this.names.get(path)?.xattrs.get(afrKey(child)));
@@ -71,7 +81,8 @@ async function readFile(r: Replicate, path: string): Promise<string> {
   }
 }
 function down(r: Replicate, k: AfrMem) { k.down = true; r.notify('child-down', k); }
-function up(r: Replicate, k: AfrMem) { k.down = false; r.notify('child-up', k); }
+/** Back up: like a brick that restarted or a connection made anew, it holds no inode lock. */
+function up(r: Replicate, k: AfrMem) { k.down = false; k.inodeLocks = new LockTable(); r.notify('child-up', k); }
 const zero: Counts = [0, 0, 0];
 
 test('findDirection: wise copies accuse, fools do not, mutual accusation is split-brain', (t) => {
@@ -95,14 +106,14 @@ test('findDirection: wise copies accuse, fools do not, mutual accusation is spli
 test('writes reach every child and leave no pending counter; a burst of creates clears its directory once', async (t) => {
   const { kids, r } = await setup();
   await r.mkdir(C, file('/d'), { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
-  await r.entryClears.flushAll();
+  await r.entryTxns.flushAll();
   for (const k of kids) k.xattrops.clear();
   const N = 20;
   for (let i = 0; i < N; i++) await writeFile(r, `/d/g${i}`, 'x');
   await writeFile(r, '/d/f', 'hello');
-  await r.entryClears.flushAll();
+  await r.entryTxns.flushAll();
   // Per child: a pre-op per create (one xattrop per child key) and the clears of the burst
-  // gathered (once, unless the burst outlasted ENTRY_CLEAR_MS): fewer than one clear per create.
+  // gathered (once, unless the burst outlasted ENTRY_TXN_MS): fewer than one clear per create.
   const pre = (N + 1) * kids.length;
   for (const k of kids) {
     const n = k.xattrops.get('/d')!;
@@ -180,6 +191,33 @@ test('entry heal cut short right after a create: the empty copy stays blamed, so
   await r.heal('/f', true);
   t.is(kids[1].data('/f'), 'in sync');
   for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero, `/f on ${k.name}`);
+});
+
+test('entry heals by another client while this one creates in the directory: no counter left skewed, no name lost', async (t) => {
+  const { kids, r } = await setup();
+  // The self-heal daemon: a second client of the same bricks, healing the directory over and over
+  // (the creates' marks make it look pending).
+  const shd = new Replicate('v-replicate-0', { 'post-op-delay-secs': 0, 'background-self-heal-count': 0 }, kids, xctx);
+  await shd.init();
+  let creating = true;
+  let heals = 0;
+  const healing = (async () => {
+    while (creating) { await shd.heal('/'); heals++; await new Promise((res) => setImmediate(res)); }
+  })();
+  const N = 300;
+  for (let i = 0; i < N; i++) {
+    await r.create(C, file(`/f${i}`), 2, { mode: S_IFREG | 0o644, umask: 0, gfid: newGfid() });
+    if (i % 5 === 0) await new Promise((res) => setTimeout(res, 2));
+  }
+  creating = false;
+  await healing;
+  await r.entryTxns.flushAll();
+  await new Promise((res) => setTimeout(res, 100));
+  t.true(heals > 3, `heals: ${heals}`);
+  t.true(kids[0].inodelks.some((l) => l.type === 'write'), 'the heal locked the directory');
+  for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/', j.name), zero, `/ on ${k.name} for ${j.name}`);
+  for (const k of kids) t.is([...k.names.keys()].filter((p) => p.startsWith('/f')).length, N, `names on ${k.name}`);
+  await shd.fini();
 });
 
 test('entry heal of many names at once: every file with its data and gfid, hard links linked once', async (t) => {

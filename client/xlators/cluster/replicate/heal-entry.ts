@@ -2,6 +2,7 @@
 // one lacks (deleted or renamed away while it was down) and gains the ones it lacks (created or
 // renamed in): directories are made and healed in turn, files marked stale and then created empty
 // so the data heal copies them under its lock, symlinks and hard links made as they are.
+import { randomUUID } from 'node:crypto';
 import { mapBounded } from '../../../../common/concurrency.js';
 import { toErrno } from '../../../../common/errors.js';
 import { ROOT_CTX, isDir, isLnk, isReg, joinPath, type Dirent, type LookupReply } from '../../../../common/types.js';
@@ -9,6 +10,7 @@ import { afrKey, delta, findDirection } from './changelog.js';
 import { resetCounters, type HealOutcome } from './heal-data.js';
 import { copyMetadata } from './heal-metadata.js';
 import type { Replicate, Settled } from './index.js';
+import { entryLock } from './transaction.js';
 
 const O_WRONLY = 1;
 
@@ -78,9 +80,44 @@ async function createCopies(r: Replicate, copies: Copy[], failed?: (c: Copy, err
 
 export interface EntryHeal { outcome: HealOutcome; next: string[] }
 
-/** Heals the names of dir; returns paths (new directories and files) to heal after it. */
+/** Locks dir exclusively on the given children, in child order, waiting for the entry
+ *  transactions in it to end; returns the children locked and their unlock. */
+async function lockDir(r: Replicate, dir: string, on: number[]): Promise<{ locked: number[]; unlock: () => Promise<void> }> {
+  const owner = `afr-heal:${r.clientId}:${randomUUID()}`;
+  const locked: number[] = [];
+  const unlock = async () => {
+    await Promise.all(locked.map((i) => r.children[i].inodelk(ROOT_CTX, { path: dir }, 'setlk', entryLock('unlock', owner)).catch(() => undefined)));
+  };
+  for (const i of [...on].sort((a, b) => a - b)) {
+    try {
+      await r.children[i].inodelk(ROOT_CTX, { path: dir }, 'setlkw', entryLock('write', owner));
+      locked.push(i);
+    } catch (e) {
+      if (toErrno(e) === 'ENOSYS') locked.push(i); // a brick without inode locks
+      else r.noteError(i, e);
+    }
+  }
+  return { locked, unlock };
+}
+
+/** Heals the names of dir; returns paths (new directories and files) to heal after it. The
+ *  changelog is read, the names healed and the counters zeroed under the directory's lock, so no
+ *  entry operation is half done meanwhile (its marks would look like a stale copy's). */
 export async function healEntry(r: Replicate, dir: string, full = false): Promise<EntryHeal> {
-  const res: Settled<LookupReply>[] = await r.lookupAll(ROOT_CTX, { path: dir });
+  const first = await r.lookupAll(ROOT_CTX, { path: dir });
+  const dirs = first.filter((x) => x.ok && isDir(x.value.iatt.mode)).map((x) => x.i);
+  if (dirs.length < 2) return { outcome: dirs.length ? 'none' : 'gone', next: [] };
+  if (!full && !findDirection(r.matrixOf(first), 'entry').pending) return { outcome: 'none', next: [] };
+  const { locked, unlock } = await lockDir(r, dir, dirs);
+  try {
+    return await healLocked(r, dir, full, locked);
+  } finally {
+    await unlock();
+  }
+}
+
+async function healLocked(r: Replicate, dir: string, full: boolean, locked: number[]): Promise<EntryHeal> {
+  const res = (await r.lookupAll(ROOT_CTX, { path: dir })).filter((x) => locked.includes(x.i));
   const ok = res.filter((x): x is Extract<Settled<LookupReply>, { ok: true }> => x.ok && isDir(x.value.iatt.mode));
   if (ok.length < 2) return { outcome: ok.length ? 'none' : 'gone', next: [] };
   const within = ok.map((x) => x.i);
@@ -128,20 +165,6 @@ export async function healEntry(r: Replicate, dir: string, full = false): Promis
     }
     r.log.info({ dir, source: r.children[src].name, sinks: d.sinks.map((i) => r.children[i].name) }, 'entries healed');
   }
-  if (d.pending) {
-    await resetCounters(r, dir, ['entry'], within);
-    // No directory lock yet: names made or removed while this heal ran may have lost their marks
-    // to the reset. Copies that still differ are left blaming each other, so the next sweep merges.
-    const again = await r.onAll((c) => c.readdirp(ROOT_CTX, { path: dir }), within);
-    const names = again.filter((x) => x.ok && x.i !== r.arbiter)
-      .map((x) => new Set((x as { value: Dirent[] }).value.map((e) => e.name)));
-    const same = names.every((n) => n.size === names[0].size && [...n].every((x) => names[0].has(x)));
-    if (!same) {
-      const copies = again.filter((x) => x.ok && x.i !== r.arbiter).map((x) => x.i);
-      await r.onAll((c, i) => Promise.all(copies.filter((j) => j !== i)
-        .map((j) => c.xattrop(ROOT_CTX, { path: dir }, afrKey(r.children[j].name), delta('entry', 1)))), copies);
-      r.log.info({ dir }, 'entries changed during the heal: left pending for the next sweep');
-    }
-  }
+  if (d.pending) await resetCounters(r, dir, ['entry'], within);
   return { outcome: d.pending ? 'healed' : 'none', next: [...new Set(next)] };
 }

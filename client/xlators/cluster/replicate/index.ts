@@ -20,7 +20,7 @@ import { Healer, type HealResult } from './heal.js';
 import { type QuorumConfig, type QuorumType } from './quorum.js';
 import { readOrder } from './read-child.js';
 import { POLICIES, type Policy } from './split-brain.js';
-import { DataTxns, EntryClears, transact, type ReplFd } from './transaction.js';
+import { DataTxns, EntryTxns, transact, type ReplFd } from './transaction.js';
 
 export const OPTIONS: readonly OptionDef[] = [
   { key: 'quorum-type', type: 'enum', values: ['none', 'auto', 'fixed'], description: 'client quorum: none; auto (more than half of the set up, or half including the first brick; the default for replica 3 and more); fixed (quorum-count)' },
@@ -62,7 +62,7 @@ export class Replicate extends PassThrough implements Xlator {
   readonly clientId = randomUUID();
   readonly up: boolean[];
   readonly txns: DataTxns;
-  readonly entryClears: EntryClears;
+  readonly entryTxns: EntryTxns;
   readonly healer: Healer;
   readonly inodes = new LRUCache<string, InodeState>({ max: 50_000, ttl: 60_000 });
   private anyUp = true;
@@ -77,7 +77,7 @@ export class Replicate extends PassThrough implements Xlator {
     this.arbiter = this.opts['arbiter-count'] ? n - 1 : -1;
     this.up = children.map(() => true);
     this.txns = new DataTxns(this, this.opts['post-op-delay-secs'] * 1000);
-    this.entryClears = new EntryClears(this);
+    this.entryTxns = new EntryTxns(this);
     this.healer = new Healer(this);
   }
 
@@ -91,7 +91,7 @@ export class Replicate extends PassThrough implements Xlator {
 
   override async fini(): Promise<void> {
     await this.txns.closeAll();
-    await this.entryClears.flushAll();
+    await this.entryTxns.flushAll();
     await Promise.allSettled([...this.postOps.values()].flatMap((set) => [...set]));
     await super.fini();
   }
@@ -120,7 +120,7 @@ export class Replicate extends PassThrough implements Xlator {
   private async postOpsDone(path: string): Promise<void> {
     const set = this.postOps.get(path);
     if (!set) return;
-    void this.entryClears.flush(path); // gathered entry post-ops of path go now
+    void this.entryTxns.flush(path); // gathered entry post-ops of path go now
     await Promise.allSettled([...set]);
   }
 

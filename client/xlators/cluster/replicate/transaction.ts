@@ -3,8 +3,7 @@
 // that failed or was down stays accused on the others, on their disks. Data writes share one
 // transaction per inode while writes keep coming (eager lock + delayed post-op, as GlusterFS's
 // AFR): the inode is locked on the bricks for the window, so a healer never runs in between.
-import { FsError } from '../../../../common/errors.js';
-import { isConnectionErrno } from '../../../../common/errors.js';
+import { FsError, isConnectionErrno, toErrno } from '../../../../common/errors.js';
 import type { Ctx, Fd, Flock, Loc } from '../../../../common/types.js';
 import type { Xlator } from '../../../../common/fops.js';
 import { ROOT_CTX } from '../../../../common/types.js';
@@ -14,7 +13,7 @@ import type { Replicate, Settled } from './index.js';
 
 /** The brick lock range replicate's transactions and healers take (far beyond any data). */
 export const TXN_LOCK_START = 1n << 50n;
-export function txnLock(type: 'write' | 'unlock', owner: string): Flock {
+export function txnLock(type: 'read' | 'write' | 'unlock', owner: string): Flock {
   return { type, start: TXN_LOCK_START, len: 1n, pid: 0, owner };
 }
 
@@ -60,56 +59,156 @@ export async function postOp(r: Replicate, locs: Loc[], type: TxnType, marked: n
   r.noteFailures(res);
 }
 
-/** How long the entry post-ops of one directory gather before they go out as one. */
-const ENTRY_CLEAR_MS = 50;
-const ENTRY_CLEAR_MAX = 256;
+/** How long one directory's entry transaction stays open (its lock held, its post-ops gathered). */
+const ENTRY_TXN_MS = 50;
+const ENTRY_TXN_MAX = 256;
+
+/** One open entry transaction of a directory: its inode lock, held shared on `locked`, and the
+ *  post-op clears its operations have gathered (by[i][j]: how many of child j's marks to clear
+ *  on child i). */
+class EntryTxn {
+  locked: number[] = [];
+  readonly by: number[][];
+  ops = 0;
+  inflight = 0;
+  closing = false;
+  ready!: Promise<void>;
+  timer?: NodeJS.Timeout;
+  drained?: () => void;
+  /** Resolves once the clears and unlocks are sent. */
+  readonly sent: Promise<void>;
+  sentNow!: () => void;
+  constructor(readonly dir: Loc, readonly owner: string, n: number) {
+    this.by = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+    this.sent = new Promise<void>((res) => { this.sentNow = res; });
+  }
+}
+
+/** The lock an entry transaction holds on its directory ('read', shared among transactions) and
+ *  an entry heal takes ('write'): under the heal's, no operation is half done in the directory. */
+export function entryLock(type: 'read' | 'write' | 'unlock', owner: string): Flock {
+  return txnLock(type, owner);
+}
 
 /**
- * Entry post-ops, gathered per directory: the clears of a burst of creates or unlinks in one
- * directory reach each child as one compound xattrop (-n per child key) instead of one per op.
- * Until then the directory's copies keep the marks, as if the post-op were slow: the answers to
- * the ops never waited for it, and this client's readers of the changelog flush it first.
+ * Entry transactions, one open per directory at a time (GlusterFS's entry locks and delayed
+ * post-op): the first operation locks the directory on every up child (shared, so other clients'
+ * transactions go on; an entry heal's exclusive lock waits for it, and new transactions wait for
+ * a waiting heal); operations for the next ENTRY_TXN_MS join it; then it closes, and each child's
+ * gathered clears and its unlock travel as one compound call. The answers to the operations never
+ * wait for the post-op; this client's readers of the changelog flush it first.
  */
-export class EntryClears {
-  private readonly dirs = new Map<string, { by: number[][]; ops: number; timer: NodeJS.Timeout; done: Promise<void>; go: () => void }>();
+export class EntryTxns {
+  private readonly open = new Map<string, EntryTxn>();
+  private seq = 0;
   constructor(private readonly r: Replicate) {}
 
-  /** Clears, for one op on dir, the marks of `ok` on the children of `ok` that were marked. */
-  add(dir: Loc, marked: number[], ok: number[]): Promise<void> {
-    let d = this.dirs.get(dir.path);
-    if (!d) {
-      let go!: () => void;
-      const start = new Promise<void>((res) => { go = res; });
-      const n = this.r.children.length;
-      const by = Array.from({ length: n }, () => new Array<number>(n).fill(0));
-      const timer = setTimeout(() => go(), ENTRY_CLEAR_MS);
-      d = { by, ops: 0, timer, go, done: start.then(() => this.send(dir)) };
-      this.dirs.set(dir.path, d);
+  /** Joins the open transaction of dir (or opens one, locking the directory). */
+  async begin(what: string, dir: Loc): Promise<EntryTxn> {
+    let t = this.open.get(dir.path);
+    // A child that came up since it locked would go unlocked: start afresh.
+    if (t && this.r.upChildren().some((i) => !t!.locked.includes(i))) { void this.close(t); t = undefined; }
+    if (!t) {
+      const fresh = new EntryTxn(dir, `afr-entry:${this.r.clientId}:${++this.seq}`, this.r.children.length);
+      this.open.set(dir.path, fresh);
+      fresh.ready = this.lock(what, fresh).then(
+        () => { fresh.timer = setTimeout(() => void this.close(fresh), ENTRY_TXN_MS); },
+        (e) => { if (this.open.get(dir.path) === fresh) this.open.delete(dir.path); throw e; },
+      );
+      t = fresh;
     }
-    for (const i of ok.filter((x) => marked.includes(x))) for (const j of ok) d.by[i][j]++;
-    if (++d.ops >= ENTRY_CLEAR_MAX) d.go();
-    return d.done;
+    t.inflight++;
+    if (++t.ops >= ENTRY_TXN_MAX) void this.close(t);
+    try {
+      await t.ready;
+    } catch (e) {
+      t.inflight--;
+      throw e;
+    }
+    return t;
   }
 
-  /** Sends what dir has gathered now; resolves when it is sent. */
+  /** One operation of t is done: clears, on the children of `ok` that were marked, the marks of
+   *  `ok`. Resolves when they reach the bricks. */
+  end(t: EntryTxn, marked: number[], ok: number[]): Promise<void> {
+    for (const i of ok.filter((x) => marked.includes(x))) for (const j of ok) t.by[i][j]++;
+    t.inflight--;
+    if (t.inflight === 0) t.drained?.();
+    return t.sent;
+  }
+
+  /** Locks t's directory on every up child: all at once without waiting; when some child's lock
+   *  is held (or a heal waits for it), in child order, waiting, as data transactions do. */
+  private async lock(what: string, t: EntryTxn): Promise<void> {
+    const r = this.r;
+    const targets = r.upChildren();
+    if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
+    const res = await r.onAll((c) => c.inodelk(ROOT_CTX, t.dir, 'setlk', entryLock('read', t.owner)), targets);
+    let locked = res.filter((x) => x.ok || x.err.errno === 'ENOSYS').map((x) => x.i);
+    if (res.some((x) => !x.ok && x.err.errno === 'EAGAIN')) {
+      await Promise.all(locked.map((i) => this.unlock(t, i)));
+      locked = [];
+      for (const i of targets) {
+        try {
+          await r.children[i].inodelk(ROOT_CTX, t.dir, 'setlkw', entryLock('read', t.owner));
+          locked.push(i);
+        } catch (e) {
+          if (toErrno(e) === 'ENOSYS') locked.push(i); // a brick without inode locks
+          else r.noteError(i, e);
+        }
+      }
+    } else {
+      for (const x of res) if (!x.ok && x.err.errno !== 'ENOSYS') r.noteError(x.i, x.err);
+    }
+    t.locked = locked;
+    if (!hasQuorum(r.quorum, locked)) {
+      await Promise.all(locked.map((i) => this.unlock(t, i)));
+      throw locked.length ? quorumError(what, locked.length, r.children.length) : new FsError('ENOTCONN', `${what}: no brick of the replica set is up`);
+    }
+  }
+
+  private async unlock(t: EntryTxn, i: number): Promise<void> {
+    await this.r.children[i].inodelk(ROOT_CTX, t.dir, 'setlk', entryLock('unlock', t.owner)).catch(() => undefined);
+  }
+
+  /** Closes t: no new operation joins; once its operations are done, each child gets its
+   *  clears and its unlock in one call. */
+  private close(t: EntryTxn): Promise<void> {
+    if (t.closing) return t.sent;
+    t.closing = true;
+    clearTimeout(t.timer);
+    if (this.open.get(t.dir.path) === t) this.open.delete(t.dir.path);
+    void (async () => {
+      await t.ready.catch(() => undefined);
+      if (t.inflight > 0) await new Promise<void>((res) => { t.drained = res; });
+      const res = await this.r.onAll(async (c, i) => {
+        const adds = t.by[i].flatMap((n, j) => (n > 0 ? counterAdds(this.r, t.dir, 'entry', -n, [j]) : []));
+        if (compoundCapable(c)) {
+          try {
+            await c.inodelk({ ...ROOT_CTX, pre: adds }, t.dir, 'setlk', entryLock('unlock', t.owner));
+            return;
+          } catch (e) {
+            if (preFailed(e)) { await this.unlock(t, i); throw e; } // the counters stay: the next heal sees them
+            if (toErrno(e) !== 'ENOSYS') throw e;
+          }
+        }
+        await applyAdds(c, adds);
+        await this.unlock(t, i);
+      }, t.locked);
+      this.r.noteFailures(res);
+      t.sentNow();
+    })();
+    return t.sent;
+  }
+
+  /** Closes dir's open transaction now; resolves when its post-ops are sent. */
   flush(path: string): Promise<void> {
-    const d = this.dirs.get(path);
-    if (!d) return Promise.resolve();
-    d.go();
-    return d.done;
+    const t = this.open.get(path);
+    return t ? this.close(t) : Promise.resolve();
   }
 
   flushAll(): Promise<void> {
-    return Promise.allSettled([...this.dirs.keys()].map((p) => this.flush(p))).then(() => undefined);
-  }
-
-  private async send(dir: Loc): Promise<void> {
-    const d = this.dirs.get(dir.path)!;
-    this.dirs.delete(dir.path);
-    clearTimeout(d.timer);
-    const on = d.by.map((row, i) => (row.some((x) => x > 0) ? i : -1)).filter((i) => i >= 0);
-    const res = await this.r.onAll((c, i) => applyAdds(c, d.by[i].flatMap((n, j) => (n > 0 ? counterAdds(this.r, dir, 'entry', -n, [j]) : []))), on);
-    this.r.noteFailures(res);
+    return Promise.allSettled([...this.open.values()].map((t) => this.close(t))).then(() => undefined);
   }
 }
 
@@ -123,7 +222,26 @@ const preFailed = (e: unknown) => (e as { preFailed?: boolean }).preFailed === t
  * does not act if marking failed); the post-op follows without the caller waiting for it.
  */
 export async function transact<T>(r: Replicate, what: string, type: TxnType, locs: Loc[], ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>): Promise<Settled<T>[]> {
-  const targets = r.upChildren();
+  if (type !== 'entry') return transactOn(r, what, type, locs, ctx, op, r.upChildren(), (marked, ok) => postOp(r, locs, type, marked, ok));
+  // Entry operations run inside their directories' open entry transactions (locked there).
+  const begun = await Promise.allSettled(locs.map((l) => r.entryTxns.begin(what, l)));
+  const txns = begun.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+  let ended = false;
+  const end = (marked: number[], ok: number[]) => {
+    ended = true;
+    return Promise.all(txns.map((t) => r.entryTxns.end(t, marked, ok))).then(() => undefined);
+  };
+  try {
+    const failed = begun.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed) throw failed.reason;
+    return await transactOn(r, what, type, locs, ctx, op, r.upChildren().filter((i) => txns.every((t) => t.locked.includes(i))), end);
+  } finally {
+    if (!ended) void end([], []);
+  }
+}
+
+async function transactOn<T>(r: Replicate, what: string, type: TxnType, locs: Loc[], ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>,
+  targets: number[], post: (marked: number[], ok: number[]) => Promise<void>): Promise<Settled<T>[]> {
   if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
   let marked: number[];
   let res: Settled<T>[];
@@ -150,9 +268,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   if (clean) ok = marked;
   // The answer does not wait for the post-op (the op is done where it worked); readers of
   // these changelogs in this client wait for it (Replicate.behind).
-  r.behind(locs, type === 'entry'
-    ? Promise.all(locs.map((l) => r.entryClears.add(l, marked, ok))).then(() => undefined)
-    : postOp(r, locs, type, marked, ok));
+  r.behind(locs, post(marked, ok));
   if (clean) throw errs[0].err;
   if (res.every((x) => !x.ok)) throw r.bestError(res);
   if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);

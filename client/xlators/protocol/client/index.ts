@@ -580,6 +580,11 @@ export class ProtocolClient extends PassThrough implements Xlator {
     const l = r.lock;
     return { type: l.type, start: BigInt(l.start), len: BigInt(l.len), pid: l.pid, owner: l.owner };
   }
+
+  override async inodelk(ctx: Ctx, loc: Loc, cmd: LockCmd, lock: Flock): Promise<Flock> {
+    await this.call('Inodelk', { loc: ProtocolClient.wloc(loc), cmd, lock: toWireFlock(lock) }, ctx);
+    return lock;
+  }
 }
 
 export function create(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext): Xlator {
