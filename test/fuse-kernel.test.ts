@@ -201,6 +201,32 @@ async function getxattrErrno(path: string, name: string): Promise<number> {
   return Number(r.stdout.trim());
 }
 
+test('an unprivileged write, truncate or truncating open clears set-id bits, as on a local disk; root keeps them', async (t) => {
+  // The kernel leaves this to us (FUSE_HANDLE_KILLPRIV_V2), so it sends no getxattr before each write.
+  const { mp, bricks } = await volume(t, 'setid');
+  const mode = async (f: string) => ((await fs.stat(join(mp, f))).mode & 0o7777).toString(8);
+  const cases: [string, number, string, string][] = [
+    ['w-suid', 0o4777, `echo x >> ${mp}/w-suid`, '777'],
+    ['w-sgid', 0o2777, `echo x >> ${mp}/w-sgid`, '777'],
+    ['w-sgid-nogx', 0o2767, `echo x >> ${mp}/w-sgid-nogx`, '2767'], // set-gid without group execute stays
+    ['trunc', 0o6777, `truncate -s 0 ${mp}/trunc`, '777'],
+    ['otrunc', 0o4777, `: > ${mp}/otrunc`, '777'],
+  ];
+  for (const [f, m, cmd, want] of cases) {
+    await fs.writeFile(join(mp, f), 'data\n');
+    await fs.chmod(join(mp, f), m);
+    const r = await asNobody(cmd);
+    t.is(r.code, 0, `${f}: ${r.stderr}`);
+    t.is(await mode(f), want, f);
+  }
+  await fs.writeFile(join(mp, 'root'), 'data\n');
+  await fs.chmod(join(mp, 'root'), 0o4755);
+  await fs.appendFile(join(mp, 'root'), 'more\n');
+  t.is(await mode('root'), '4755', 'a privileged writer keeps them');
+  const held = (await onBricks(bricks, 'w-suid'))[0];
+  t.is((held.mode & 0o7777).toString(8), '777', 'cleared on the brick too');
+});
+
 test('without -o acl and -o selinux: ACLs and labels are "not supported", so ls -l asks once, not per file', async (t) => {
   const { mp } = await volume(t, 'noacl');
   t.is((await sh(`mkdir ${mp}/d && cd ${mp}/d && for i in $(seq 50); do : > f$i; done && echo secret > ${mp}/s && chmod 600 ${mp}/s`)).code, 0);

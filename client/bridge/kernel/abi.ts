@@ -1,9 +1,9 @@
-// The FUSE kernel protocol's wire structs (linux/fuse.h, protocol 7.31 as negotiated here): constants,
+// The FUSE kernel protocol's wire structs (linux/fuse.h, protocol 7.33 as negotiated here): constants,
 // a little-endian reader for request bodies and encoders for replies. Knows nothing of volumes.
 
 export const FUSE_KERNEL_VERSION = 7;
 /** The minor version we speak; the kernel adapts to an older one. Fixes every struct size below. */
-export const FUSE_KERNEL_MINOR = 31;
+export const FUSE_KERNEL_MINOR = 33;
 export const FUSE_ROOT_ID = 1n;
 
 export const IN_HEADER_SIZE = 40;
@@ -13,13 +13,18 @@ export const INIT = {
   ASYNC_READ: 1 << 0, POSIX_LOCKS: 1 << 1, ATOMIC_O_TRUNC: 1 << 3, BIG_WRITES: 1 << 5, DONT_MASK: 1 << 6,
   FLOCK_LOCKS: 1 << 10, AUTO_INVAL_DATA: 1 << 12, DO_READDIRPLUS: 1 << 13, READDIRPLUS_AUTO: 1 << 14,
   ASYNC_DIO: 1 << 15, WRITEBACK_CACHE: 1 << 16, PARALLEL_DIROPS: 1 << 18, HANDLE_KILLPRIV: 1 << 19, POSIX_ACL: 1 << 20,
-  ABORT_ERROR: 1 << 21, MAX_PAGES: 1 << 22, CACHE_SYMLINKS: 1 << 23,
+  ABORT_ERROR: 1 << 21, MAX_PAGES: 1 << 22, CACHE_SYMLINKS: 1 << 23, HANDLE_KILLPRIV_V2: 1 << 28,
 } as const;
 
 export const FATTR = {
   MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, FH: 1 << 6,
-  ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8, LOCKOWNER: 1 << 9, CTIME: 1 << 10,
+  ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8, LOCKOWNER: 1 << 9, CTIME: 1 << 10, KILL_SUIDGID: 1 << 11,
 } as const;
+
+/** HANDLE_KILLPRIV_V2: an unprivileged writer's WRITE, OPEN with O_TRUNC (fuse_write_in.write_flags,
+ *  fuse_open_in.open_flags) asks us to clear the set-id bits, as FATTR.KILL_SUIDGID does in SETATTR. */
+export const WRITE_KILL_SUIDGID = 1 << 2;
+export const OPEN_KILL_SUIDGID = 1 << 0;
 
 export const FOPEN = { DIRECT_IO: 1 << 0, KEEP_CACHE: 1 << 1, NONSEEKABLE: 1 << 2 } as const;
 export const GETATTR_FH = 1;

@@ -16,6 +16,8 @@ export interface Inode {
   nlookup: bigint;
   /** mtime and size last handed to the kernel, to notice changes made elsewhere. */
   seen?: string;
+  /** The mode last handed to the kernel (set-id bits to clear on an unprivileged write). */
+  mode?: number;
   /** Set by our own writes: the next change of mtime/size is ours, not another client's. */
   wroteLocally: boolean;
 }

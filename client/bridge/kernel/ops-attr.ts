@@ -68,6 +68,11 @@ async function setattr(s: Session, req: Request) {
     s.inodes.get(req.h.nodeid).wroteLocally = true;
   }
   if (Object.keys(attrs).length) iatt = await s.top.setattr(req.ctx, l, attrs);
+  // An unprivileged truncate, or a chown: the set-id bits go too (HANDLE_KILLPRIV_V2).
+  if (valid & FATTR.KILL_SUIDGID && !(valid & FATTR.MODE)) {
+    if (iatt) s.inodes.get(req.h.nodeid).mode = iatt.mode;
+    iatt = (await s.killSetId(req.h.nodeid, l, req.h.pid)) ?? iatt;
+  }
   iatt ??= f ? await s.top.fstat(req.ctx, f.fd) : await s.top.stat(req.ctx, l);
   return attrReply(s, req.h.nodeid, iatt);
 }

@@ -5,7 +5,8 @@ import { FsError } from '../../../common/errors.js';
 import { newGfid } from '../../../common/gfid.js';
 import { FLOCK_OWNER_PREFIX, OPEN_IATT, type Fd, type Flock, type Iatt, type LockCmd, type LockType } from '../../../common/types.js';
 import {
-  F_RDLCK, F_UNLCK, F_WRLCK, FOPEN, FSYNC_FDATASYNC, LK_FLOCK, OFFSET_MAX, OP, lkOut, openOut, readFileLock, u32Out,
+  F_RDLCK, F_UNLCK, F_WRLCK, FOPEN, FSYNC_FDATASYNC, LK_FLOCK, OFFSET_MAX, OPEN_KILL_SUIDGID, OP, WRITE_KILL_SUIDGID, lkOut, openOut,
+  readFileLock, u32Out,
 } from './abi.js';
 import { childLoc, loc } from './ops-entry.js';
 import type { OpDef, Request, Session } from './session.js';
@@ -30,8 +31,11 @@ function openFlags(s: Session, flags: number, fd?: Fd, nodeid?: bigint): number 
 
 async function open(s: Session, req: Request) {
   const flags = req.body.u32();
+  const inFlags = req.body.u32();
   if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) s.writable();
-  const fd = await s.top.open(req.ctx, loc(s, req.h.nodeid), brickFlags(flags));
+  const l = loc(s, req.h.nodeid);
+  const fd = await s.top.open(req.ctx, l, brickFlags(flags));
+  if (flags & O_TRUNC && inFlags & OPEN_KILL_SUIDGID) await s.killSetId(req.h.nodeid, l, req.h.pid);
   const fh = s.newFh();
   s.files.set(fh, { fd, nodeid: req.h.nodeid, lockOwners: new Set() });
   if (flags & O_TRUNC) s.inodes.get(req.h.nodeid).wroteLocally = true;
@@ -67,7 +71,8 @@ async function write(s: Session, req: Request) {
   const fh = req.body.u64();
   const offset = req.body.n64();
   const size = req.body.u32();
-  req.body.skip(20); // write_flags, lock_owner, flags, padding
+  const writeFlags = req.body.u32();
+  req.body.skip(16); // lock_owner, flags, padding
   // A large payload keeps its request buffer (the device reads the next request into a new one);
   // a small one is copied out, so the device goes on with its buffer instead of allocating 1 MiB
   // per 4 KiB write (and write-behind does not pin a 1 MiB buffer for each small write it holds).
@@ -82,7 +87,9 @@ async function write(s: Session, req: Request) {
   s.stats.add('write', size);
   const f = s.file(fh);
   s.inodes.get(f.nodeid).wroteLocally = true;
-  return u32Out(await s.top.write(req.ctx, f.fd, offset, data));
+  const n = await s.top.write(req.ctx, f.fd, offset, data);
+  if (writeFlags & WRITE_KILL_SUIDGID) await s.killSetId(f.nodeid, f.fd.loc, req.h.pid);
+  return u32Out(n);
 }
 
 const ownerOf = (s: Session, owner: bigint, flock: boolean) =>

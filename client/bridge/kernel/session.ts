@@ -9,12 +9,25 @@ import { errnoNumber, FsError, toErrno } from '../../../common/errors.js';
 import type { Xlator } from '../../../common/fops.js';
 import type { Logger } from '../../../common/log.js';
 import { profileAdd, profileEnabled } from '../../../common/profile.js';
-import type { Ctx, Fd, Iatt, Dirent, Interrupt } from '../../../common/types.js';
+import type { Ctx, Fd, Iatt, Dirent, Interrupt, Loc } from '../../../common/types.js';
 import {
   IN_HEADER_SIZE, NOTIFY, Reader, entryOut, invalEntryOut, invalInodeOut, readInHeader, type InHeader, type Validity,
 } from './abi.js';
 import type { FuseDevice } from './device.js';
 import { InodeTable, type Inode } from './inodes.js';
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IXGRP = 0o0010;
+
+/** The set-id bits the kernel's VFS clears when an unprivileged caller writes, truncates or chowns
+ *  a regular file: set-uid always, set-gid only with group execute. */
+export function setIdToKill(mode: number): number {
+  if ((mode & S_IFMT) !== S_IFREG) return 0;
+  return (mode & S_ISUID) | ((mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) ? S_ISGID : 0);
+}
 
 /** What a handler answers: payload buffers, nothing (an empty success), or NO_REPLY (FORGET). */
 export const NO_REPLY: unique symbol = Symbol('no-reply');
@@ -127,12 +140,26 @@ export class Session {
    *  writes made came from another client: drop the kernel's cached pages of the file. */
   saw(n: Inode, iatt: Iatt): void {
     const key = `${iatt.mtime}:${iatt.size}`;
+    n.mode = iatt.mode;
     const changed = n.seen !== undefined && n.seen !== key && !n.wroteLocally;
     n.seen = key;
     n.wroteLocally = false;
     if (changed && (iatt.mode & 0o170000) === 0o100000) {
       setImmediate(() => void this.dev.notify(NOTIFY.INVAL_INODE, invalInodeOut(n.nodeid, 0n, 0n)));
     }
+  }
+
+  /** HANDLE_KILLPRIV_V2 leaves clearing set-id bits to us: after an unprivileged write or O_TRUNC
+   *  open of such a file, chmod them away as root (the writer may not own the file, the kernel's
+   *  own clearing is forced too) and drop the kernel's attributes of it. */
+  async killSetId(nodeid: bigint, loc: Loc, pid: number): Promise<Iatt | undefined> {
+    const n = this.inodes.get(nodeid);
+    const kill = setIdToKill(n.mode ?? 0);
+    if (!kill) return undefined;
+    const iatt = await this.top.setattr({ uid: 0, gid: 0, groups: [], pid }, loc, { mode: (n.mode! & 0o7777) & ~kill });
+    n.mode = iatt.mode;
+    setImmediate(() => void this.dev.notify(NOTIFY.INVAL_INODE, invalInodeOut(nodeid, -1n, 0n))); // attributes only
+    return iatt;
   }
 
   /** parent/name now names another inode than the kernel may have cached: drop that dentry. */
