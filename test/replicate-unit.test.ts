@@ -103,7 +103,7 @@ test('findDirection: wise copies accuse, fools do not, mutual accusation is spli
   t.true(hasQuorum({ type: 'fixed', count: 2, n: 3 }, [1, 2]));
 });
 
-test('writes reach every child and leave no pending counter; a burst of creates clears its directory once', async (t) => {
+test('writes reach every child and leave no pending counter; a burst of creates marks and clears its directory once', async (t) => {
   const { kids, r } = await setup();
   await r.mkdir(C, file('/d'), { mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
   await r.entryTxns.flushAll();
@@ -112,13 +112,14 @@ test('writes reach every child and leave no pending counter; a burst of creates 
   for (let i = 0; i < N; i++) await writeFile(r, `/d/g${i}`, 'x');
   await writeFile(r, '/d/f', 'hello');
   await r.entryTxns.flushAll();
-  // Per child: a pre-op per create (one xattrop per child key) and the clears of the burst
-  // gathered (once, unless the burst outlasted ENTRY_TXN_MS): fewer than one clear per create.
-  const pre = (N + 1) * kids.length;
+  // Per child: the burst is one entry transaction (a few, if it outlasted ENTRY_TXN_MS): its
+  // first create marks /d (one xattrop per child key), its close clears it; none per create.
+  const perTxn = 2 * kids.length;
   for (const k of kids) {
     const n = k.xattrops.get('/d')!;
-    t.true(n > pre && n < 2 * pre, `xattrops of /d on ${k.name}: ${n}`);
+    t.true(n >= perTxn && n % perTxn === 0 && n <= 3 * perTxn, `xattrops of /d on ${k.name}: ${n}`);
   }
+  t.true(kids.every((k) => k.inodelks.filter((l) => l.type === 'read').length <= 4), 'one shared lock of /d per transaction');
   for (const k of kids) {
     t.is(k.data('/d/f'), 'hello');
     for (const j of kids) {
@@ -191,6 +192,24 @@ test('entry heal cut short right after a create: the empty copy stays blamed, so
   await r.heal('/f', true);
   t.is(kids[1].data('/f'), 'in sync');
   for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero, `/f on ${k.name}`);
+});
+
+test('an entry operation that fails on one child only: that child stays blamed for the directory, the rest of the transaction skips it, a heal levels it', async (t) => {
+  const { kids, r } = await setup();
+  const dir = (gfid = newGfid()) => ({ mode: S_IFDIR | 0o755, umask: 0, gfid });
+  const gx = newGfid();
+  await kids[1].mkdir(C, file('/x'), dir(gx)); // only that brick has it
+  await r.mkdir(C, file('/x'), dir(gx)); // made on child 0, EEXIST on child 1
+  await r.mkdir(C, file('/y'), dir()); // same transaction: child 1 is out of it
+  t.false(kids[1].names.has('/y'));
+  await r.entryTxns.flushAll();
+  const entry = (k: AfrMem, j: AfrMem) => k.counts('/', j.name)[2];
+  t.true(entry(kids[0], kids[1]) > 0, 'child 0 blames child 1');
+  t.is(entry(kids[0], kids[0]), 0, 'child 0 does not blame itself');
+  t.true(entry(kids[1], kids[1]) > 0, 'child 1 keeps its own mark (it failed)');
+  await r.heal('/');
+  t.true(kids[1].names.has('/y'));
+  for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/', j.name), zero, `/ on ${k.name} for ${j.name}`);
 });
 
 test('entry heals by another client while this one creates in the directory: no counter left skewed, no name lost', async (t) => {

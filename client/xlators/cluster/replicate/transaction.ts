@@ -59,27 +59,29 @@ export async function postOp(r: Replicate, locs: Loc[], type: TxnType, marked: n
   r.noteFailures(res);
 }
 
-/** How long one directory's entry transaction stays open (its lock held, its post-ops gathered). */
+/** How long one directory's entry transaction stays open (its lock held, its marks set). */
 const ENTRY_TXN_MS = 50;
 const ENTRY_TXN_MAX = 256;
 
-/** One open entry transaction of a directory: its inode lock, held shared on `locked`, and the
- *  post-op clears its operations have gathered (by[i][j]: how many of child j's marks to clear
- *  on child i). */
+/** One open entry transaction of a directory: its inode lock, held shared on `locked`; the
+ *  pre-op marks that the first operation sent to each child carried; the children an operation
+ *  failed on (they stay blamed). */
 class EntryTxn {
   locked: number[] = [];
-  readonly by: number[][];
+  readonly marked = new Set<number>();
+  /** The first operation of each child, carrying the marks: later ones wait for it. */
+  readonly first = new Map<number, Promise<void>>();
+  readonly failed = new Set<number>();
   ops = 0;
   inflight = 0;
   closing = false;
   ready!: Promise<void>;
   timer?: NodeJS.Timeout;
   drained?: () => void;
-  /** Resolves once the clears and unlocks are sent. */
+  /** Resolves once the post-op and unlocks are sent. */
   readonly sent: Promise<void>;
   sentNow!: () => void;
-  constructor(readonly dir: Loc, readonly owner: string, n: number) {
-    this.by = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+  constructor(readonly dir: Loc, readonly owner: string) {
     this.sent = new Promise<void>((res) => { this.sentNow = res; });
   }
 }
@@ -91,29 +93,99 @@ export function entryLock(type: 'read' | 'write' | 'unlock', owner: string): Flo
 }
 
 /**
- * Entry transactions, one open per directory at a time (GlusterFS's entry locks and delayed
- * post-op): the first operation locks the directory on every up child (shared, so other clients'
- * transactions go on; an entry heal's exclusive lock waits for it, and new transactions wait for
- * a waiting heal); operations for the next ENTRY_TXN_MS join it; then it closes, and each child's
- * gathered clears and its unlock travel as one compound call. The answers to the operations never
- * wait for the post-op; this client's readers of the changelog flush it first.
+ * Entry transactions, one open per directory at a time (GlusterFS's eager lock and delayed
+ * post-op, applied to names): the first operation locks the directory on every up child (shared,
+ * so other clients' transactions go on; an entry heal's exclusive lock waits for it, and new
+ * transactions wait for a waiting heal); the first operation sent to each child marks the
+ * directory there (in the same call), and the operations of the next ENTRY_TXN_MS join it
+ * without marking again; then it closes, and each child's post-op (clearing the marks of the
+ * children no operation failed on) and unlock go as one call. The answers never wait for the
+ * post-op; this client's readers of the changelog flush it first.
  */
 export class EntryTxns {
   private readonly open = new Map<string, EntryTxn>();
   private seq = 0;
   constructor(private readonly r: Replicate) {}
 
+  /** Runs op on every up child of the directories' open transactions (opened and locked as
+   *  needed). An op that fails on every child with the same errno changed nothing and blames
+   *  nobody; any other failure blames that child until a heal. */
+  async run<T>(what: string, dirs: Loc[], ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>): Promise<Settled<T>[]> {
+    const r = this.r;
+    const begun = await Promise.allSettled(dirs.map((d) => this.begin(what, d)));
+    const txns = begun.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+    try {
+      const failed = begun.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed) throw failed.reason;
+      const targets = r.upChildren().filter((i) => txns.every((t) => t.locked.includes(i) && !t.failed.has(i)));
+      // A child that went down meanwhile misses this op: it stays blamed.
+      for (const t of txns) for (const i of t.locked) if (!targets.includes(i)) t.failed.add(i);
+      if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
+      const res = await r.onAll((_c, i) => this.withMarks(txns, i, ctx, (cx) => op(i, cx)), targets);
+      r.noteFailures(res);
+      const errs = res.filter((x): x is Extract<Settled<T>, { ok: false }> => !x.ok);
+      const ok = res.filter((x) => x.ok).map((x) => x.i);
+      const clean = ok.length === 0 && errs.length > 0 && errs.every((e) => e.err.errno === errs[0].err.errno && !isConnectionErrno(e.err.errno) && !preFailed(e.err));
+      if (clean) throw errs[0].err;
+      for (const e of errs) for (const t of txns) t.failed.add(e.i);
+      if (ok.length === 0) throw r.bestError(res);
+      if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);
+      return res;
+    } finally {
+      for (const t of txns) this.end(t);
+      // The answer does not wait for the post-op; readers of these changelogs in this client do.
+      r.behind(dirs, Promise.all(txns.map((t) => t.sent)).then(() => undefined));
+    }
+  }
+
+  /** Runs op on child i; the first op sent to i in each transaction carries its marks (one round
+   *  trip: the brick marks, then acts, and does not act if marking failed); later ones wait. */
+  private async withMarks<T>(txns: EntryTxn[], i: number, ctx: Ctx, op: (cx: Ctx) => Promise<T>): Promise<T> {
+    const c = this.r.children[i];
+    const mine = txns.filter((t) => !t.first.has(i));
+    const earlier = txns.filter((t) => t.first.has(i)).map((t) => t.first.get(i)!);
+    let done!: () => void;
+    const sent = new Promise<void>((res) => { done = res; });
+    for (const t of mine) t.first.set(i, sent);
+    try {
+      await Promise.all(earlier);
+      if (txns.some((t) => !mine.includes(t) && !t.marked.has(i))) throw new FsError('EIO', `${c.name}: its pre-op failed in this transaction`);
+      const pre = mine.flatMap((t) => counterAdds(this.r, t.dir, 'entry', 1));
+      if (pre.length === 0) return await op(ctx);
+      if (!compoundCapable(c)) {
+        await applyAdds(c, pre);
+        for (const t of mine) t.marked.add(i);
+        return await op(ctx);
+      }
+      try {
+        const v = await op({ ...ctx, pre });
+        for (const t of mine) t.marked.add(i);
+        return v;
+      } catch (e) {
+        if (!preFailed(e)) for (const t of mine) t.marked.add(i);
+        throw e;
+      }
+    } finally {
+      done();
+    }
+  }
+
   /** Joins the open transaction of dir (or opens one, locking the directory). */
-  async begin(what: string, dir: Loc): Promise<EntryTxn> {
+  private async begin(what: string, dir: Loc): Promise<EntryTxn> {
     let t = this.open.get(dir.path);
     // A child that came up since it locked would go unlocked: start afresh.
     if (t && this.r.upChildren().some((i) => !t!.locked.includes(i))) { void this.close(t); t = undefined; }
     if (!t) {
-      const fresh = new EntryTxn(dir, `afr-entry:${this.r.clientId}:${++this.seq}`, this.r.children.length);
+      const fresh = new EntryTxn(dir, `afr-entry:${this.r.clientId}:${++this.seq}`);
       this.open.set(dir.path, fresh);
       fresh.ready = this.lock(what, fresh).then(
         () => { fresh.timer = setTimeout(() => void this.close(fresh), ENTRY_TXN_MS); },
-        (e) => { if (this.open.get(dir.path) === fresh) this.open.delete(dir.path); throw e; },
+        (e) => {
+          if (this.open.get(dir.path) === fresh) this.open.delete(dir.path);
+          fresh.locked = [];
+          fresh.sentNow(); // not locked: no post-op to wait for
+          throw e;
+        },
       );
       t = fresh;
     }
@@ -122,19 +194,15 @@ export class EntryTxns {
     try {
       await t.ready;
     } catch (e) {
-      t.inflight--;
+      this.end(t);
       throw e;
     }
     return t;
   }
 
-  /** One operation of t is done: clears, on the children of `ok` that were marked, the marks of
-   *  `ok`. Resolves when they reach the bricks. */
-  end(t: EntryTxn, marked: number[], ok: number[]): Promise<void> {
-    for (const i of ok.filter((x) => marked.includes(x))) for (const j of ok) t.by[i][j]++;
+  private end(t: EntryTxn): void {
     t.inflight--;
     if (t.inflight === 0) t.drained?.();
-    return t.sent;
   }
 
   /** Locks t's directory on every up child: all at once without waiting; when some child's lock
@@ -172,7 +240,7 @@ export class EntryTxns {
   }
 
   /** Closes t: no new operation joins; once its operations are done, each child gets its
-   *  clears and its unlock in one call. */
+   *  post-op and its unlock in one call. */
   private close(t: EntryTxn): Promise<void> {
     if (t.closing) return t.sent;
     t.closing = true;
@@ -181,9 +249,11 @@ export class EntryTxns {
     void (async () => {
       await t.ready.catch(() => undefined);
       if (t.inflight > 0) await new Promise<void>((res) => { t.drained = res; });
+      const ok = t.locked.filter((i) => t.marked.has(i) && !t.failed.has(i));
       const res = await this.r.onAll(async (c, i) => {
-        const adds = t.by[i].flatMap((n, j) => (n > 0 ? counterAdds(this.r, t.dir, 'entry', -n, [j]) : []));
-        if (compoundCapable(c)) {
+        // A child an operation failed on keeps its marks (all of them: it blames itself).
+        const adds = ok.includes(i) ? counterAdds(this.r, t.dir, 'entry', -1, ok) : [];
+        if (compoundCapable(c) && adds.length) {
           try {
             await c.inodelk({ ...ROOT_CTX, pre: adds }, t.dir, 'setlk', entryLock('unlock', t.owner));
             return;
@@ -216,32 +286,14 @@ const preFailed = (e: unknown) => (e as { preFailed?: boolean }).preFailed === t
 
 /**
  * Runs op on every up child inside a transaction whose changelog lives on `locs` (the inode for
- * metadata, the parent directories for entry operations). An op that fails on every child with the
+ * metadata; entry operations go to their parent directories' EntryTxns). An op that fails on every child with the
  * same errno changed nothing: its marks are cleared everywhere and the error is returned. Where
  * every child can, the pre-op travels with the op (one round trip: the brick marks, then acts, and
  * does not act if marking failed); the post-op follows without the caller waiting for it.
  */
 export async function transact<T>(r: Replicate, what: string, type: TxnType, locs: Loc[], ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>): Promise<Settled<T>[]> {
-  if (type !== 'entry') return transactOn(r, what, type, locs, ctx, op, r.upChildren(), (marked, ok) => postOp(r, locs, type, marked, ok));
-  // Entry operations run inside their directories' open entry transactions (locked there).
-  const begun = await Promise.allSettled(locs.map((l) => r.entryTxns.begin(what, l)));
-  const txns = begun.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
-  let ended = false;
-  const end = (marked: number[], ok: number[]) => {
-    ended = true;
-    return Promise.all(txns.map((t) => r.entryTxns.end(t, marked, ok))).then(() => undefined);
-  };
-  try {
-    const failed = begun.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-    if (failed) throw failed.reason;
-    return await transactOn(r, what, type, locs, ctx, op, r.upChildren().filter((i) => txns.every((t) => t.locked.includes(i))), end);
-  } finally {
-    if (!ended) void end([], []);
-  }
-}
-
-async function transactOn<T>(r: Replicate, what: string, type: TxnType, locs: Loc[], ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>,
-  targets: number[], post: (marked: number[], ok: number[]) => Promise<void>): Promise<Settled<T>[]> {
+  if (type === 'entry') return r.entryTxns.run(what, locs, ctx, op);
+  const targets = r.upChildren();
   if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
   let marked: number[];
   let res: Settled<T>[];
@@ -268,7 +320,7 @@ async function transactOn<T>(r: Replicate, what: string, type: TxnType, locs: Lo
   if (clean) ok = marked;
   // The answer does not wait for the post-op (the op is done where it worked); readers of
   // these changelogs in this client wait for it (Replicate.behind).
-  r.behind(locs, post(marked, ok));
+  r.behind(locs, postOp(r, locs, type, marked, ok));
   if (clean) throw errs[0].err;
   if (res.every((x) => !x.ok)) throw r.bestError(res);
   if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);
