@@ -92,12 +92,20 @@ export async function removexattrOp(b: Brick, loc: { path: string }, name: strin
 }
 
 export async function xattropOp(b: Brick, loc: { path: string }, name: string, add: Buffer): Promise<Buffer> {
-  checkName(name);
-  if (name === GFID_XATTR) throw new FsError('EPERM', 'xattrop on the gfid xattr');
-  if (add.length === 0 || add.length % 4 !== 0) throw new FsError('EINVAL', `xattrop needs a multiple of 4 bytes, got ${add.length}`);
+  return (await xattropManyOp(b, loc, [{ name, add }]))[0];
+}
+
+/** Several xattrops on one inode (a compound request's pre-op: one per child key): one lookup of
+ *  the path and one heal-index update for them all. Each name is added atomically on its own. */
+export async function xattropManyOp(b: Brick, loc: { path: string }, adds: readonly { name: string; add: Buffer }[]): Promise<Buffer[]> {
+  for (const { name, add } of adds) {
+    checkName(name);
+    if (name === GFID_XATTR) throw new FsError('EPERM', 'xattrop on the gfid xattr');
+    if (add.length === 0 || add.length % 4 !== 0) throw new FsError('EINVAL', `xattrop needs a multiple of 4 bytes, got ${add.length}`);
+  }
   const hp = await b.resolve(loc.path);
   // The lstat only names a missing file (its xattr reads as absent): alongside, not before.
-  const [, out] = await Promise.all([lstat(hp.host), b.xattrMutex.run(`${hp.host}\0${name}`, async () => {
+  const [, ...outs] = await Promise.all([lstat(hp.host), ...adds.map(({ name, add }) => b.xattrMutex.run(`${hp.host}\0${name}`, async () => {
     const cur = (await xget(hp.host, name)) ?? Buffer.alloc(add.length);
     if (cur.length !== add.length) {
       throw new FsError('EINVAL', `xattr ${name} of '${loc.path}' holds ${cur.length} bytes, the addend ${add.length}`);
@@ -106,7 +114,8 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
     for (let i = 0; i < add.length; i += 4) out.writeInt32BE((cur.readInt32BE(i) + add.readInt32BE(i)) | 0, i);
     await xset(hp.host, name, out);
     return out;
-  })]);
-  if (name.startsWith(AFR_PREFIX)) await b.index.update(hp.host, loc.path, out);
-  return out;
+  }))]);
+  const pending = outs.find((out, k) => adds[k].name.startsWith(AFR_PREFIX) && out.some((byte) => byte !== 0));
+  if (pending) await b.index.update(hp.host, loc.path, pending);
+  return outs;
 }

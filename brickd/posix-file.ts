@@ -20,8 +20,8 @@ async function fdIatt(f: OpenFile | { fh: FileHandle; gfid: string }): Promise<I
 }
 
 export async function createOp(
-  b: Brick, ctx: Ctx, loc: { path: string }, flags: number, args: CreateArgs,
-): Promise<{ fd: number; iatt: Iatt }> {
+  b: Brick, ctx: Ctx, loc: { path: string }, flags: number, args: CreateArgs, lock?: Flock,
+): Promise<{ fd: number; iatt: Iatt; locked: boolean }> {
   const hp = await b.resolve(loc.path);
   refuseRoot(hp, 'EEXIST', 'create');
   const gfid = checkGfid(args.gfid);
@@ -44,7 +44,7 @@ export async function createOp(
       }
       const existing = await ensureGfid(hp.host).catch(async (e) => { await fh.close(); throw e; });
       const f = b.fds.add(fh, hp.host, loc.path, existing, flags);
-      return { fd: f.id, iatt: await fdIatt(f) };
+      return { fd: f.id, iatt: await fdIatt(f), locked: await lockNew(b, f, lock) };
     }
     try {
       const owner = await ownerP;
@@ -59,9 +59,20 @@ export async function createOp(
       throw err;
     }
     const f = b.fds.add(fh, hp.host, loc.path, gfid, flags);
-    return { fd: f.id, iatt: await fdIatt(f) };
+    return { fd: f.id, iatt: await fdIatt(f), locked: await lockNew(b, f, lock) };
   }
   throw new FsError('EAGAIN', `'${loc.path}' keeps appearing and vanishing; try again`);
+}
+
+/** The lock a create asked for, taken through its new fd if free (never waits). */
+async function lockNew(b: Brick, f: OpenFile, lock: Flock | undefined): Promise<boolean> {
+  if (!lock || lock.type === 'unlock') return false;
+  try {
+    await lkOp(b, f.id, 'setlk', lock);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function openOp(b: Brick, loc: { path: string }, flags: number): Promise<{ fd: number; iatt: Iatt }> {

@@ -48,8 +48,8 @@ export const HANDLERS: Record<string, Handler> = {
   },
   Mkdir: (b, c, r) => iattRes(entry.mkdirOp(b, c, loc(r.loc), createArgs(r.args))),
   Create: async (b, c, r) => {
-    const res = await file.createOp(b, c, loc(r.loc), Number(r.flags), createArgs(r.args));
-    return { fd: res.fd, iatt: iattToWire(res.iatt) };
+    const res = await file.createOp(b, c, loc(r.loc), Number(r.flags), createArgs(r.args), r.lock ? flockFromWire(r.lock) : undefined);
+    return { fd: res.fd, iatt: iattToWire(res.iatt), locked: res.locked };
   },
   Open: async (b, _c, r) => {
     const res = await file.openOp(b, loc(r.loc), Number(r.flags));
@@ -88,6 +88,11 @@ export const HANDLERS: Record<string, Handler> = {
     lock: flockToWire(await file.inodelkOp(b, loc(r.loc), String(r.cmd) as LockCmd, flockFromWire(r.lock), signal)),
   }),
 };
+
+/** A compound request's additions on one inode (req.adds: XattropReq messages of one loc). */
+const XATTROP_MANY: Handler = async (b, _c, r) => ({
+  values: await attr.xattropManyOp(b, loc(r.loc), (r.adds as Wire[]).map((a) => ({ name: String(a.name ?? ''), add: a.add ?? Buffer.alloc(0) }))),
+});
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 /** The digest of each volume secret, computed once rather than on every call. */
@@ -251,14 +256,20 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       const run = async () => {
         if (after) await after; // the fd closes before it dropped their locks
         if (pre.length) {
-          const added = await Promise.allSettled(pre.map((p) => runOp('Xattrop', HANDLERS.Xattrop, brick, ctx, p, signal)));
+          // The additions on one inode (one per child key) as one: one lookup, one index update.
+          const byPath = new Map<string, Wire[]>();
+          for (const p of pre) byPath.set(String(p.loc?.path ?? ''), [...(byPath.get(String(p.loc?.path ?? '')) ?? []), p]);
+          const added = await Promise.allSettled([...byPath.values()].map((ps) => runOp('Xattrop', XATTROP_MANY, brick, ctx, { loc: ps[0].loc, adds: ps }, signal)));
           const bad = added.find((x) => x.status === 'rejected');
           if (bad) { preFailed = true; throw bad.reason; }
         }
         return runOp(op.name, op.h, brick, ctx, m[field] ?? {}, signal);
       };
       run().then(
-        (res) => ({ id, [field]: res }),
+        (res) => {
+          if (field === 'create' && res.locked) locked.add(Number(res.fd)); // dropped with the session too
+          return { id, [field]: res };
+        },
         (err: FsError) => ({ id, errno: err.errno, message: err.message, pre_failed: preFailed }),
       ).then((reply) => {
         if (!running.delete(id)) return; // the stream went away

@@ -12,7 +12,9 @@ export interface Fops {
   /** Every entry of a directory but '.' and '..', with attributes and the named xattrs. */
   readdirp(ctx: Ctx, loc: Loc, xattrs?: string[]): Promise<Dirent[]>;
   mkdir(ctx: Ctx, loc: Loc, args: CreateArgs): Promise<Iatt>;
-  create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt }>;
+  /** args.lock: a lock the brick takes on the file through the new fd before it answers (setlk);
+   *  `locked` says whether it got it. */
+  create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt; locked?: boolean }>;
   open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd>;
   /** The returned Buffer is the caller's; it is shorter than size only at end of file. */
   read(ctx: Ctx, fd: Fd, offset: number, size: number): Promise<Buffer>;

@@ -124,6 +124,8 @@ export interface CreateArgs {
   gfid: string;
   /** Extended attributes set atomically with creation (layouts, linkto). */
   xattrs?: Record<string, Buffer>;
+  /** create only: a lock to take on the new file through its fd (replicate's transaction lock). */
+  lock?: Flock;
 }
 
 export const S_IFMT = 0o170000;

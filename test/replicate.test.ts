@@ -210,3 +210,24 @@ test('arbiter: the third brick holds zero-byte files with the right names and me
   t.is((await fs.stat(join(mp, 'd/data'))).size, 100000);
   t.is((await fs.readFile(join(mp, 's'), 'utf8')), 'small\n');
 });
+
+test('a file one client created and holds open unwritten: another client\'s writes to it go through, and both land on both bricks', async (t) => {
+  const { c, mp, bricks } = await replica2(t, 'held');
+  await fs.mkdir(`${mp}-2`);
+  const mp2 = await c.mount('held', `${mp}-2`);
+  t.teardown(() => c.unmount(mp2));
+  // The create takes the lock its first write would need; no write comes from this client yet.
+  const fh = await fs.open(join(mp, 'held'), 'w');
+  const start = Date.now();
+  await fs.appendFile(join(mp2, 'held'), 'from mount 2');
+  t.log(`the other client's append took ${Date.now() - start} ms (post-op delay 1 s)`);
+  await fh.write(Buffer.from('from mount 1'), 0, 12, 100);
+  await fh.close();
+  const want = Buffer.alloc(112);
+  want.write('from mount 2');
+  want.write('from mount 1', 100);
+  const sha = createHash('sha256').update(want).digest('hex');
+  await waitFor('heal info to show 0 entries', async () => (await healEntries(c, 'held')) === 0, 60_000);
+  for (const b of bricks) t.is((await tree(b)).held?.sha, sha, `the bytes of both clients on ${b}`);
+  t.deepEqual(await fs.readFile(join(mp2, 'held')), want);
+});

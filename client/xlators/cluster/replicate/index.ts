@@ -20,7 +20,7 @@ import { Healer, type HealResult } from './heal.js';
 import { type QuorumConfig, type QuorumType } from './quorum.js';
 import { readOrder } from './read-child.js';
 import { POLICIES, type Policy } from './split-brain.js';
-import { DataTxns, EntryTxns, transact, type ReplFd } from './transaction.js';
+import { DataTxns, EntryTxns, createLockOwner, transact, txnLock, type ReplFd } from './transaction.js';
 
 export const OPTIONS: readonly OptionDef[] = [
   { key: 'quorum-type', type: 'enum', values: ['none', 'auto', 'fixed'], description: 'client quorum: none; auto (more than half of the set up, or half including the first brick; the default for replica 3 and more); fixed (quorum-count)' },
@@ -298,9 +298,14 @@ export class Replicate extends PassThrough implements Xlator {
   }
 
   override async create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt }> {
-    const res = await transact(this, `create ${loc.path}`, 'entry', [{ path: dirname(loc.path) }], ctx, (i, cx) => this.children[i].create(cx, loc, flags, args));
+    // The new file's first write would lock it on every brick first: the create takes that lock.
+    const lock = txnLock('write', createLockOwner(this.clientId, args.gfid));
+    const withLock = (flags & O_ACCMODE) !== 0 && this.opts['post-op-delay-secs'] > 0 ? { ...args, lock } : args;
+    const res = await transact(this, `create ${loc.path}`, 'entry', [{ path: dirname(loc.path) }], ctx, (i, cx) => this.children[i].create(cx, loc, flags, withLock));
     const iatt = this.firstOk(res.map((r) => (r.ok ? { ...r, value: r.value.iatt } : r)));
     const fd = this.wrapFds(loc, flags, iatt.gfid, res.map((r) => (r.ok ? { ...r, value: r.value.fd } : r)));
+    const locked = res.filter((r) => r.ok && r.value.locked).map((r) => r.i);
+    this.txns.holdPreLock(this.rfd(fd), locked, lock.owner);
     return { fd, iatt };
   }
 
@@ -337,7 +342,9 @@ export class Replicate extends PassThrough implements Xlator {
 
   override async flush(ctx: Ctx, fd: Fd): Promise<void> {
     const r = this.rfd(fd);
-    await this.txns.close(r.gfid);
+    // The writes are done everywhere: the close's post-op and unlock need not hold up the
+    // caller (the release that follows waits for them; readers of the changelog here do too).
+    this.behind([fd.loc], this.txns.close(r.gfid));
     await this.onAll((c, i) => c.flush(ctx, r.fds[i]!), r.fds.map((f, i) => (f ? i : -1)).filter((i) => i >= 0 && this.up[i]));
   }
 
@@ -351,6 +358,7 @@ export class Replicate extends PassThrough implements Xlator {
   override async release(ctx: Ctx, fd: Fd): Promise<void> {
     const r = fd.ctx.get(this) as ReplFd | undefined;
     if (!r) return;
+    this.txns.dropPreLock(r);
     await this.txns.close(r.gfid);
     fd.ctx.delete(this);
     await this.onAll((c, i) => c.release(ctx, r.fds[i]!), r.fds.map((f, i) => (f ? i : -1)).filter((i) => i >= 0));

@@ -286,8 +286,9 @@ const preFailed = (e: unknown) => (e as { preFailed?: boolean }).preFailed === t
 
 /**
  * Runs op on every up child inside a transaction whose changelog lives on `locs` (the inode for
- * metadata; entry operations go to their parent directories' EntryTxns). An op that fails on every child with the
- * same errno changed nothing: its marks are cleared everywhere and the error is returned. Where
+ * metadata and truncate; entry operations go to their parent directories' EntryTxns). An op that
+ * fails on every child with the same errno changed nothing: its marks are cleared everywhere and
+ * the error is returned. Where
  * every child can, the pre-op travels with the op (one round trip: the brick marks, then acts, and
  * does not act if marking failed); the post-op follows without the caller waiting for it.
  */
@@ -328,7 +329,20 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
 }
 
 /** The per-child fds of a replicate fd. */
-export interface ReplFd { fds: (Fd | undefined)[]; gfid: string }
+export interface ReplFd {
+  fds: (Fd | undefined)[];
+  gfid: string;
+  /** The children whose create took the inode's transaction lock already, under its own owner
+   *  (the first write's transaction through this fd adopts it), and the timer that lets it go if
+   *  no write comes. */
+  preLocked?: { children: number[]; owner: string };
+  preLockTimer?: NodeJS.Timeout;
+}
+
+/** The owner of the data transaction lock a client takes on an inode. */
+export const dataTxnOwner = (clientId: string, gfid: string) => `afr:${clientId}:${gfid}`;
+/** The owner of the lock a create takes for the transaction of the first write. */
+export const createLockOwner = (clientId: string, gfid: string) => `afr-create:${clientId}:${gfid}`;
 
 /** One open data transaction of an inode: locked on `locked`, marked on `marked`, `failed` fell out. */
 class DataTxn {
@@ -344,7 +358,7 @@ class DataTxn {
   closing?: Promise<void>;
   drained?: () => void;
   ready!: Promise<void>;
-  constructor(readonly gfid: string, readonly loc: Loc, readonly rfd: ReplFd, readonly owner: string) {}
+  constructor(readonly gfid: string, readonly loc: Loc, readonly rfd: ReplFd, public owner: string) {}
   get active(): number[] { return this.locked.filter((i) => !this.failed.has(i)); }
 }
 
@@ -386,7 +400,7 @@ export class DataTxns {
       if (cur?.closing) { await cur.closing; continue; }
       let t = cur;
       if (!t) {
-        t = new DataTxn(rfd.gfid, fd.loc, rfd, `afr:${this.r.clientId}:${rfd.gfid}`);
+        t = new DataTxn(rfd.gfid, fd.loc, rfd, dataTxnOwner(this.r.clientId, rfd.gfid));
         this.open.set(rfd.gfid, t);
         const fresh = t;
         t.ready = this.start(what, fresh).catch((e) => { this.open.delete(fresh.gfid); throw e; });
@@ -409,6 +423,13 @@ export class DataTxns {
   private async start(what: string, t: DataTxn): Promise<void> {
     const targets = this.r.upChildren().filter((i) => t.rfd.fds[i]);
     if (!hasQuorum(this.r.quorum, targets)) throw quorumError(what, targets.length, this.r.children.length);
+    const pre = this.takePreLock(t.rfd);
+    if (pre && targets.every((i) => pre.children.includes(i))) {
+      t.owner = pre.owner; // the create locked it for this transaction
+      t.locked = targets;
+      return;
+    }
+    if (pre) this.unlockPreLock(t.rfd, pre);
     let locked = await this.tryLockAll(t, targets);
     if (!locked) {
       locked = [];
@@ -460,6 +481,35 @@ export class DataTxns {
     } finally {
       done();
     }
+  }
+
+  /** The lock the create of rfd took, now the caller's (or undefined). */
+  private takePreLock(rfd: ReplFd): ReplFd['preLocked'] {
+    const pre = rfd.preLocked;
+    rfd.preLocked = undefined;
+    clearTimeout(rfd.preLockTimer);
+    return pre;
+  }
+
+  private unlockPreLock(rfd: ReplFd, pre: NonNullable<ReplFd['preLocked']>): void {
+    for (const i of pre.children) void this.r.children[i].lk(ROOT_CTX, rfd.fds[i]!, 'setlk', txnLock('unlock', pre.owner)).catch(() => undefined);
+  }
+
+  /** A create took the transaction lock for the write that usually follows: if none comes through
+   *  its fd within the post-op delay, the lock goes (other writers of the file wait for it). */
+  holdPreLock(rfd: ReplFd, children: number[], owner: string): void {
+    if (children.length === 0) return;
+    rfd.preLocked = { children, owner };
+    rfd.preLockTimer = setTimeout(() => {
+      const pre = this.takePreLock(rfd);
+      if (pre) this.unlockPreLock(rfd, pre);
+    }, this.delayMs);
+    rfd.preLockTimer.unref?.();
+  }
+
+  /** Forgets rfd's create lock (its fds are being released: that drops it on the bricks). */
+  dropPreLock(rfd: ReplFd): void {
+    this.takePreLock(rfd);
   }
 
   /** The children locked at once, or undefined (none kept) when some child's lock is held. */

@@ -440,9 +440,10 @@ export class ProtocolClient extends PassThrough implements Xlator {
     return iattFromWire((await this.call('Mkdir', { loc: ProtocolClient.wloc(loc), args: toCreateArgs(args) }, ctx)).iatt);
   }
 
-  override async create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt }> {
-    const r = await this.call('Create', { loc: ProtocolClient.wloc(loc), flags, args: toCreateArgs(args) }, ctx);
-    return { fd: this.wrapFd(loc, flags, r), iatt: iattFromWire(r.iatt) };
+  override async create(ctx: Ctx, loc: Loc, flags: number, args: CreateArgs): Promise<{ fd: Fd; iatt: Iatt; locked?: boolean }> {
+    const lock = args.lock ? toWireFlock(args.lock) : undefined;
+    const r = await this.call('Create', { loc: ProtocolClient.wloc(loc), flags, args: toCreateArgs(args), lock }, ctx);
+    return { fd: this.wrapFd(loc, flags, r), iatt: iattFromWire(r.iatt), locked: r.locked === true };
   }
 
   override async open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
