@@ -85,9 +85,12 @@ export class LockTable {
     return f;
   }
 
-  /** Whether req must wait: a conflicting lock is held, or (fair) an earlier waiter conflicts. */
+  /** Whether req must wait: a conflicting lock is held, or (fair) an earlier waiter conflicts
+   *  with it (unless its owner holds that range already: taking it again changes nothing). */
   private blocked(f: FileLocks, req: Range, before = f.waiting.length): boolean {
-    return f.held.some((h) => conflicts(h, req)) || (f.fair && f.waiting.slice(0, before).some((w) => conflicts(w.req, req)));
+    if (f.held.some((h) => conflicts(h, req))) return true;
+    if (!f.fair || f.held.some((h) => h.owner === req.owner && h.start <= req.start && req.end <= h.end)) return false;
+    return f.waiting.slice(0, before).some((w) => conflicts(w.req, req));
   }
 
   private gc(gfid: string): void {

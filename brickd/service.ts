@@ -245,6 +245,8 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         if (m.inodelk?.lock?.type === 'unlock') inodelkOwners.delete(owner);
         else inodelkOwners.add(owner);
       }
+      const lockFirst = m.lock?.lock?.owner ? (m.lock as Wire) : undefined;
+      if (lockFirst) inodelkOwners.add(String(lockFirst.lock.owner));
       const abort = field === 'lk' || field === 'inodelk' ? new AbortController() : null;
       running.set(id, abort);
       const signal = abort?.signal ?? NEVER;
@@ -255,6 +257,14 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       // name), the operation only after all of them worked.
       const run = async () => {
         if (after) await after; // the fd closes before it dropped their locks
+        if (lockFirst) {
+          try {
+            await runOp('Inodelk', HANDLERS.Inodelk, brick, ctx, { ...lockFirst, cmd: 'setlk' }, signal);
+          } catch (e) {
+            preFailed = true;
+            throw e;
+          }
+        }
         if (pre.length) {
           // The additions on one inode (one per child key) as one: one lookup, one index update.
           const byPath = new Map<string, Wire[]>();

@@ -12,6 +12,9 @@ export interface Ctx {
    *  operation itself, in the same round trip (replicate's pre-op). Only protocol/client reads it;
    *  a failure of one fails the call with `preFailed` set and the operation not run. */
   pre?: readonly { loc: Loc; name: string; add: Buffer }[];
+  /** A compound operation: an inode lock the brick takes (setlk) before `pre` and the operation;
+   *  a busy one fails the call with `preFailed` set (replicate's metadata transactions). */
+  lock?: { loc: Loc; lock: Flock };
 }
 
 /** The caller gave up (FUSE INTERRUPT): the part of AbortSignal that operations use. */

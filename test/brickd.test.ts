@@ -13,6 +13,7 @@ import type { Xlator } from '../common/fops.js';
 import { createLogger } from '../common/log.js';
 import { ROOT_CTX } from '../common/types.js';
 import { create as createClient } from '../client/xlators/protocol/client/index.js';
+import { Replicate } from '../client/xlators/cluster/replicate/index.js';
 import {
   BrickClient, HOST, args, errnoOf, freePort, runBrickd, spawnBrickd, startBrickd, cleanup, tempDir, type Daemon,
 } from './brickd-harness.js';
@@ -539,8 +540,8 @@ test('bad arguments exit 2 with one line; --help exits 0', async (t) => {
 const sessionErrno = (p: Promise<unknown>) => p.then(() => 'no error', (e: unknown) => toErrno(e));
 
 /** A protocol/client (the mount's own, over the Session stream) of brick daemon b. */
-async function sessionOf(b: Daemon): Promise<Xlator> {
-  const xl = createClient('c', { 'remote-host': HOST, 'remote-subvolume': b.brick, 'remote-port': b.port }, [],
+async function sessionOf(b: Daemon, name = 'c'): Promise<Xlator> {
+  const xl = createClient(name, { 'remote-host': HOST, 'remote-subvolume': b.brick, 'remote-port': b.port }, [],
     { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b.volumeId, secret: b.secret, rootCtx: ROOT_CTX });
   await xl.init();
   return xl;
@@ -592,4 +593,37 @@ test('inode locks: readers share, a waiting writer goes before new readers, and 
   t.true(read);
   t.is(await sessionErrno(x.inodelk(ROOT_CTX, { path: '/no-such' }, 'setlk', lock('read', 'r5'))), 'ENOENT');
   t.is(await sessionErrno(x.inodelk(ROOT_CTX, dir, 'getlk', lock('read', 'r6'))), 'EINVAL');
+});
+
+test('replicate over two real bricks: metadata heals of another client while this one chmods: no counter left skewed, both copies end alike', async (t) => {
+  const [b1, b2] = [await startBrickd(), await startBrickd()];
+  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
+  const replicaOf = async () => {
+    const r = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')], xctx);
+    await r.init();
+    return r;
+  };
+  const [mount, shd] = [await replicaOf(), await replicaOf()];
+  t.teardown(async () => { await mount.fini(); await shd.fini(); });
+  const { fd } = await mount.create(USER, { path: '/m' }, O_RDWR, args(newGfid()));
+  await mount.release(USER, fd);
+  let changing = true;
+  let heals = 0;
+  const healing = (async () => {
+    while (changing) { await shd.heal('/m', true); heals++; }
+  })();
+  const modes = [0o600, 0o640, 0o644, 0o660, 0o664, 0o666];
+  for (let i = 0; i < 120; i++) await mount.setattr(USER, { path: '/m' }, { mode: modes[i % modes.length] });
+  changing = false;
+  await healing;
+  await mount.fini();
+  t.true(heals > 3, `heals: ${heals}`);
+  const last = modes[119 % modes.length];
+  for (const b of [b1, b2]) {
+    t.is((await stat(join(b.brick, 'm'))).mode & 0o777, last, `the mode on ${b.brick}`);
+    for (const k of ['testvol-client-0', 'testvol-client-1']) {
+      const v = await getAttribute(join(b.brick, 'm'), `trusted.gfs.afr.${k}`);
+      t.deepEqual(v ? [...v] : [], v ? new Array(12).fill(0) : [], `${k} on ${b.brick}`);
+    }
+  }
 });

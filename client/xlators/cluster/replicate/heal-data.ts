@@ -1,12 +1,13 @@
 // Data heal: under the brick lock every data transaction also takes (so no write runs meanwhile),
 // read the changelog again, copy the good copy over the stale ones, then zero the data counters.
+import { randomUUID } from 'node:crypto';
 import { FsError, toErrno } from '../../../../common/errors.js';
 import type { Fd, Iatt } from '../../../../common/types.js';
 import { ROOT_CTX } from '../../../../common/types.js';
 import { afrKey, negate } from './changelog.js';
 import type { Replicate, Settled } from './index.js';
 import { choose, type Copy, type Policy } from './split-brain.js';
-import { txnLock } from './transaction.js';
+import { entryLock, txnLock } from './transaction.js';
 
 const O_RDWR = 2;
 export const HEAL_CHUNK = 4 * 1024 * 1024;
@@ -38,6 +39,27 @@ export async function lockFile(r: Replicate, path: string, owner: string): Promi
     }
   }
   return { fds, unlock };
+}
+
+/** Locks the inode at path exclusively (the lock entry and metadata transactions hold shared) on
+ *  the given children, in child order, waiting for their transactions to end; returns the children
+ *  locked and their unlock. */
+export async function lockInode(r: Replicate, path: string, on: number[]): Promise<{ locked: number[]; unlock: () => Promise<void> }> {
+  const owner = `afr-heal:${r.clientId}:${randomUUID()}`;
+  const locked: number[] = [];
+  const unlock = async () => {
+    await Promise.all(locked.map((i) => r.children[i].inodelk(ROOT_CTX, { path }, 'setlk', entryLock('unlock', owner)).catch(() => undefined)));
+  };
+  for (const i of [...on].sort((a, b) => a - b)) {
+    try {
+      await r.children[i].inodelk(ROOT_CTX, { path }, 'setlkw', entryLock('write', owner));
+      locked.push(i);
+    } catch (e) {
+      if (toErrno(e) === 'ENOSYS') locked.push(i); // a brick without inode locks
+      else r.noteError(i, e);
+    }
+  }
+  return { locked, unlock };
 }
 
 /** Copies [0, size) of src to every sink through open fds and truncates them to size. */

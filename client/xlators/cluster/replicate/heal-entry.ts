@@ -2,15 +2,13 @@
 // one lacks (deleted or renamed away while it was down) and gains the ones it lacks (created or
 // renamed in): directories are made and healed in turn, files marked stale and then created empty
 // so the data heal copies them under its lock, symlinks and hard links made as they are.
-import { randomUUID } from 'node:crypto';
 import { mapBounded } from '../../../../common/concurrency.js';
 import { toErrno } from '../../../../common/errors.js';
 import { ROOT_CTX, isDir, isLnk, isReg, joinPath, type Dirent, type LookupReply } from '../../../../common/types.js';
 import { afrKey, delta, findDirection } from './changelog.js';
-import { resetCounters, type HealOutcome } from './heal-data.js';
+import { lockInode, resetCounters, type HealOutcome } from './heal-data.js';
 import { copyMetadata } from './heal-metadata.js';
 import type { Replicate, Settled } from './index.js';
-import { entryLock } from './transaction.js';
 
 const O_WRONLY = 1;
 
@@ -80,26 +78,6 @@ async function createCopies(r: Replicate, copies: Copy[], failed?: (c: Copy, err
 
 export interface EntryHeal { outcome: HealOutcome; next: string[] }
 
-/** Locks dir exclusively on the given children, in child order, waiting for the entry
- *  transactions in it to end; returns the children locked and their unlock. */
-async function lockDir(r: Replicate, dir: string, on: number[]): Promise<{ locked: number[]; unlock: () => Promise<void> }> {
-  const owner = `afr-heal:${r.clientId}:${randomUUID()}`;
-  const locked: number[] = [];
-  const unlock = async () => {
-    await Promise.all(locked.map((i) => r.children[i].inodelk(ROOT_CTX, { path: dir }, 'setlk', entryLock('unlock', owner)).catch(() => undefined)));
-  };
-  for (const i of [...on].sort((a, b) => a - b)) {
-    try {
-      await r.children[i].inodelk(ROOT_CTX, { path: dir }, 'setlkw', entryLock('write', owner));
-      locked.push(i);
-    } catch (e) {
-      if (toErrno(e) === 'ENOSYS') locked.push(i); // a brick without inode locks
-      else r.noteError(i, e);
-    }
-  }
-  return { locked, unlock };
-}
-
 /** Heals the names of dir; returns paths (new directories and files) to heal after it. The
  *  changelog is read, the names healed and the counters zeroed under the directory's lock, so no
  *  entry operation is half done meanwhile (its marks would look like a stale copy's). */
@@ -108,7 +86,7 @@ export async function healEntry(r: Replicate, dir: string, full = false): Promis
   const dirs = first.filter((x) => x.ok && isDir(x.value.iatt.mode)).map((x) => x.i);
   if (dirs.length < 2) return { outcome: dirs.length ? 'none' : 'gone', next: [] };
   if (!full && !findDirection(r.matrixOf(first), 'entry').pending) return { outcome: 'none', next: [] };
-  const { locked, unlock } = await lockDir(r, dir, dirs);
+  const { locked, unlock } = await lockInode(r, dir, dirs);
   try {
     return await healLocked(r, dir, full, locked);
   } finally {

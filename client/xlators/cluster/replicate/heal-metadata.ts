@@ -2,7 +2,7 @@
 // the metadata counters zeroed.
 import { ROOT_CTX, isLnk, type Iatt, type LookupReply } from '../../../../common/types.js';
 import { findDirection } from './changelog.js';
-import { resetCounters, type HealOutcome, type SourceChoice } from './heal-data.js';
+import { lockInode, resetCounters, type HealOutcome, type SourceChoice } from './heal-data.js';
 import type { Replicate, Settled } from './index.js';
 import { choose } from './split-brain.js';
 
@@ -21,8 +21,23 @@ export async function copyMetadata(r: Replicate, path: string, src: number, iatt
   }, sinks);
 }
 
+/** Heals the metadata of path. The changelog is read, the metadata copied and the counters zeroed
+ *  under the inode's lock, so no metadata operation is half done meanwhile. */
 export async function healMetadata(r: Replicate, path: string, choice: SourceChoice = {}, full = false): Promise<HealOutcome> {
-  const res: Settled<LookupReply>[] = await r.lookupAll(ROOT_CTX, { path });
+  const first = await r.lookupAll(ROOT_CTX, { path });
+  const found = first.filter((x) => x.ok).map((x) => x.i);
+  if (found.length < 2) return found.length ? 'none' : 'gone';
+  if (!full && choice.source === undefined && !findDirection(r.matrixOf(first), 'metadata').pending) return 'none';
+  const { locked, unlock } = await lockInode(r, path, found);
+  try {
+    return await healLocked(r, path, choice, full, locked);
+  } finally {
+    await unlock();
+  }
+}
+
+async function healLocked(r: Replicate, path: string, choice: SourceChoice, full: boolean, locked: number[]): Promise<HealOutcome> {
+  const res: Settled<LookupReply>[] = (await r.lookupAll(ROOT_CTX, { path })).filter((x) => locked.includes(x.i));
   const ok = res.filter((x): x is Extract<Settled<LookupReply>, { ok: true }> => x.ok);
   if (ok.length < 2) return ok.length ? 'none' : 'gone';
   const d = findDirection(r.matrixOf(res, ok[0].value.iatt.gfid), 'metadata');

@@ -282,6 +282,24 @@ export class EntryTxns {
   }
 }
 
+let metaSeq = 0;
+
+/** A locked transaction's post-op: on each marked child, the clears of `ok` (where it is one of
+ *  them) and the unlock, in one call. */
+async function postOpUnlock(r: Replicate, lock: { loc: Loc; lock: Flock }, type: TxnType, marked: number[], ok: number[]): Promise<void> {
+  const unlock = entryLock('unlock', lock.lock.owner);
+  const res = await r.onAll(async (c, i) => {
+    const adds = ok.includes(i) ? counterAdds(r, lock.loc, type, -1, ok) : [];
+    try {
+      await c.inodelk({ ...ROOT_CTX, pre: adds }, lock.loc, 'setlk', unlock);
+    } catch (e) {
+      if (preFailed(e)) await c.inodelk(ROOT_CTX, lock.loc, 'setlk', unlock).catch(() => undefined); // the counters stay: the next heal sees them
+      throw e;
+    }
+  }, marked);
+  r.noteFailures(res);
+}
+
 const preFailed = (e: unknown) => (e as { preFailed?: boolean }).preFailed === true;
 
 /**
@@ -298,12 +316,23 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
   let marked: number[];
   let res: Settled<T>[];
+  // A metadata transaction holds the inode's lock (shared) from its operation to its post-op,
+  // taken in the same call: a metadata heal, which takes it exclusively, never sees it half done.
+  const lock = type === 'metadata' ? { loc: locs[0], lock: txnLock('read', `afr-meta:${r.clientId}:${++metaSeq}`) } : undefined;
   if (targets.every((i) => compoundCapable(r.children[i]))) {
     const pre = locs.flatMap((loc) => counterAdds(r, loc, type, 1));
-    const all = await r.onAll((_c, i) => op(i, { ...ctx, pre }), targets);
+    let all = await r.onAll((_c, i) => op(i, { ...ctx, pre, lock }), targets);
+    const busy = (x: Settled<T>) => !x.ok && preFailed(x.err) && x.err.errno === 'EAGAIN';
+    if (lock && all.every(busy)) {
+      // A heal holds the inode everywhere: wait for it (in child order), then go.
+      for (const i of targets) await r.children[i].inodelk(ROOT_CTX, lock.loc, 'setlkw', lock.lock).catch((e) => r.noteError(i, e));
+      all = await r.onAll((_c, i) => op(i, { ...ctx, pre, lock }), targets);
+    }
     r.noteFailures(all);
-    // A child whose marking failed did not act either: it is out of this transaction.
+    // A child whose marking failed (or whose lock a heal holds) did not act either: it is out of
+    // this transaction, blamed by the others.
     marked = all.filter((x) => x.ok || !preFailed(x.err)).map((x) => x.i);
+    if (lock) void Promise.all(all.filter((x) => !marked.includes(x.i)).map((x) => r.children[x.i].inodelk(ROOT_CTX, lock.loc, 'setlk', entryLock('unlock', lock.lock.owner)).catch(() => undefined)));
     if (marked.length === 0) throw r.bestError(all);
     res = all.filter((x) => marked.includes(x.i));
   } else {
@@ -321,7 +350,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   if (clean) ok = marked;
   // The answer does not wait for the post-op (the op is done where it worked); readers of
   // these changelogs in this client wait for it (Replicate.behind).
-  r.behind(locs, postOp(r, locs, type, marked, ok));
+  r.behind(locs, lock ? postOpUnlock(r, lock, type, marked, ok) : postOp(r, locs, type, marked, ok));
   if (clean) throw errs[0].err;
   if (res.every((x) => !x.ok)) throw r.bestError(res);
   if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);

@@ -395,8 +395,9 @@ export class ProtocolClient extends PassThrough implements Xlator {
       this.inflight.add(fail);
       ctx.signal?.addEventListener('abort', onAbort, { once: true });
       const pre = ctx.pre?.map((x) => ({ loc: ProtocolClient.wloc(x.loc), name: x.name, add: x.add }));
+      const lock = ctx.lock && { loc: ProtocolClient.wloc(ctx.lock.loc), cmd: 'setlk', lock: toWireFlock(ctx.lock.lock) };
       const released = this.takeReleases();
-      s.stream.write({ id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, released, [method.toLowerCase()]: req });
+      s.stream.write({ id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, released, [method.toLowerCase()]: req });
     });
   }
 
