@@ -86,9 +86,10 @@ class EntryTxn {
   }
 }
 
-/** The lock an entry transaction holds on its directory ('read', shared among transactions) and
- *  an entry heal takes ('write'): under the heal's, no operation is half done in the directory. */
-export function entryLock(type: 'read' | 'write' | 'unlock', owner: string): Flock {
+/** The inode lock (brick inodelk) that entry transactions hold on their directory and metadata
+ *  transactions on their inode ('read', shared among transactions) and that entry and metadata
+ *  heals take ('write'): under a heal's, no operation is half done on that inode. */
+export function inodeLock(type: 'read' | 'write' | 'unlock', owner: string): Flock {
   return txnLock(type, owner);
 }
 
@@ -211,14 +212,14 @@ export class EntryTxns {
     const r = this.r;
     const targets = r.upChildren();
     if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
-    const res = await r.onAll((c) => c.inodelk(ROOT_CTX, t.dir, 'setlk', entryLock('read', t.owner)), targets);
+    const res = await r.onAll((c) => c.inodelk(ROOT_CTX, t.dir, 'setlk', inodeLock('read', t.owner)), targets);
     let locked = res.filter((x) => x.ok || x.err.errno === 'ENOSYS').map((x) => x.i);
     if (res.some((x) => !x.ok && x.err.errno === 'EAGAIN')) {
       await Promise.all(locked.map((i) => this.unlock(t, i)));
       locked = [];
       for (const i of targets) {
         try {
-          await r.children[i].inodelk(ROOT_CTX, t.dir, 'setlkw', entryLock('read', t.owner));
+          await r.children[i].inodelk(ROOT_CTX, t.dir, 'setlkw', inodeLock('read', t.owner));
           locked.push(i);
         } catch (e) {
           if (toErrno(e) === 'ENOSYS') locked.push(i); // a brick without inode locks
@@ -236,7 +237,7 @@ export class EntryTxns {
   }
 
   private async unlock(t: EntryTxn, i: number): Promise<void> {
-    await this.r.children[i].inodelk(ROOT_CTX, t.dir, 'setlk', entryLock('unlock', t.owner)).catch(() => undefined);
+    await this.r.children[i].inodelk(ROOT_CTX, t.dir, 'setlk', inodeLock('unlock', t.owner)).catch(() => undefined);
   }
 
   /** Closes t: no new operation joins; once its operations are done, each child gets its
@@ -255,7 +256,7 @@ export class EntryTxns {
         const adds = ok.includes(i) ? counterAdds(this.r, t.dir, 'entry', -1, ok) : [];
         if (compoundCapable(c) && adds.length) {
           try {
-            await c.inodelk({ ...ROOT_CTX, pre: adds }, t.dir, 'setlk', entryLock('unlock', t.owner));
+            await c.inodelk({ ...ROOT_CTX, pre: adds }, t.dir, 'setlk', inodeLock('unlock', t.owner));
             return;
           } catch (e) {
             if (preFailed(e)) { await this.unlock(t, i); throw e; } // the counters stay: the next heal sees them
@@ -287,7 +288,7 @@ let metaSeq = 0;
 /** A locked transaction's post-op: on each marked child, the clears of `ok` (where it is one of
  *  them) and the unlock, in one call. */
 async function postOpUnlock(r: Replicate, lock: { loc: Loc; lock: Flock }, type: TxnType, marked: number[], ok: number[]): Promise<void> {
-  const unlock = entryLock('unlock', lock.lock.owner);
+  const unlock = inodeLock('unlock', lock.lock.owner);
   const res = await r.onAll(async (c, i) => {
     const adds = ok.includes(i) ? counterAdds(r, lock.loc, type, -1, ok) : [];
     try {
@@ -332,7 +333,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
     // A child whose marking failed (or whose lock a heal holds) did not act either: it is out of
     // this transaction, blamed by the others.
     marked = all.filter((x) => x.ok || !preFailed(x.err)).map((x) => x.i);
-    if (lock) void Promise.all(all.filter((x) => !marked.includes(x.i)).map((x) => r.children[x.i].inodelk(ROOT_CTX, lock.loc, 'setlk', entryLock('unlock', lock.lock.owner)).catch(() => undefined)));
+    if (lock) void Promise.all(all.filter((x) => !marked.includes(x.i)).map((x) => r.children[x.i].inodelk(ROOT_CTX, lock.loc, 'setlk', inodeLock('unlock', lock.lock.owner)).catch(() => undefined)));
     if (marked.length === 0) throw r.bestError(all);
     res = all.filter((x) => marked.includes(x.i));
   } else {
