@@ -46,10 +46,36 @@ export async function writeGfid(host: string, gfid: string): Promise<void> {
   await xset(host, GFID_XATTR, gfidToBytes(gfid));
 }
 
+/** Entries being created here, by host path: between their creation and the write of their gfid
+ *  a lookup or listing finds them without one and must wait, not give them a gfid of its own
+ *  (which the create would then overwrite, or not: a copy with a wrong gfid). */
+const creating = new Map<string, Promise<void>>();
+
+/** Runs fn (which creates host and writes its gfid) with host marked as being created. */
+export async function creatingEntry<T>(host: string, fn: () => Promise<T>): Promise<T> {
+  let done!: () => void;
+  const mine = new Promise<void>((res) => { done = res; });
+  const prev = creating.get(host);
+  const entry = prev ? Promise.all([prev, mine]).then(() => undefined) : mine;
+  creating.set(host, entry);
+  try {
+    return await fn();
+  } finally {
+    done();
+    if (creating.get(host) === entry) creating.delete(host);
+  }
+}
+
 /** The gfid of host, assigning and storing a new one (ROOT_GFID for the root) when absent. */
 export async function ensureGfid(host: string, isRoot = false): Promise<string> {
   const have = await readGfid(host);
   if (have) return have;
+  const made = creating.get(host);
+  if (made) {
+    await made;
+    const now = await readGfid(host);
+    if (now) return now;
+  }
   return healLock.run(host, async () => {
     const again = await readGfid(host);
     if (again) return again;

@@ -7,7 +7,7 @@ import type { CreateArgs, Ctx, Dirent, Iatt, LookupReply } from '../common/types
 import { isDir } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { PRIVATE_DIR, type HostPath } from './confine.js';
-import { GFID_XATTR, checkGfid, iattOf, writeGfid } from './iatt.js';
+import { GFID_XATTR, checkGfid, creatingEntry, iattOf, writeGfid } from './iatt.js';
 import { xget, xlist, xset } from './xattr.js';
 import { mapBounded } from '../common/concurrency.js';
 
@@ -115,8 +115,10 @@ export async function mkdirOp(b: Brick, ctx: Ctx, loc: { path: string }, args: C
   const owner = await newOwner(ctx, hp.parent);
   let mode = args.mode & ~args.umask & 0o7777;
   if (owner.setgid) mode |= S_ISGID;
-  await mkdir(hp.host, mode);
-  return finishEntry(hp.host, gfid, owner, args.xattrs, true);
+  return creatingEntry(hp.host, async () => {
+    await mkdir(hp.host, mode);
+    return finishEntry(hp.host, gfid, owner, args.xattrs, true);
+  });
 }
 
 export async function symlinkOp(b: Brick, ctx: Ctx, target: string, loc: { path: string }, args: CreateArgs): Promise<Iatt> {
@@ -125,8 +127,10 @@ export async function symlinkOp(b: Brick, ctx: Ctx, target: string, loc: { path:
   refuseRoot(hp, 'EEXIST', 'symlink');
   const gfid = checkGfid(args.gfid);
   const owner = await newOwner(ctx, hp.parent);
-  await symlink(target, hp.host);
-  return finishEntry(hp.host, gfid, owner, args.xattrs, false);
+  return creatingEntry(hp.host, async () => {
+    await symlink(target, hp.host);
+    return finishEntry(hp.host, gfid, owner, args.xattrs, false);
+  });
 }
 
 export async function linkOp(b: Brick, from: { path: string }, to: { path: string }): Promise<Iatt> {

@@ -6,7 +6,7 @@ import { FsError } from '../common/errors.js';
 import { FLOCK_OWNER_PREFIX, isFlockOwner, type CreateArgs, type Ctx, type Flock, type Iatt, type LockCmd } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { readable, writable, type OpenFile } from './fd-table.js';
-import { checkGfid, ensureGfid, statToIatt, writeGfid } from './iatt.js';
+import { checkGfid, creatingEntry, ensureGfid, statToIatt, writeGfid } from './iatt.js';
 import { applyCreateXattrs, newOwner, refuseRoot } from './posix-entry.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
@@ -31,34 +31,43 @@ export async function createOp(
   const ownerP = newOwner(ctx, hp.parent);
   ownerP.catch(() => undefined);
   for (let attempt = 0; attempt < 3; attempt++) {
-    let fh: FileHandle;
-    try {
-      fh = await open(hp.host, base | O_CREAT | O_EXCL, mode);
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'EEXIST' || flags & O_EXCL) throw err;
+    // A new file: made, owned and given its gfid while marked as being created (undefined: the
+    // name exists already).
+    const made = await creatingEntry(hp.host, async () => {
+      let fh: FileHandle;
       try {
-        fh = await open(hp.host, base);
-      } catch (err2) {
-        if ((err2 as { code?: string }).code === 'ENOENT') continue; // removed meanwhile: create again
-        throw err2;
+        fh = await open(hp.host, base | O_CREAT | O_EXCL, mode);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EEXIST' || flags & O_EXCL) throw err;
+        return undefined;
       }
-      const existing = await ensureGfid(hp.host).catch(async (e) => { await fh.close(); throw e; });
-      const f = b.fds.add(fh, hp.host, loc.path, existing, flags);
+      try {
+        const owner = await ownerP;
+        // The new file already belongs to the daemon's uid and gid: chown only to someone else.
+        const chown = owner.uid !== PROC_UID || owner.gid !== PROC_GID ? fh.chown(owner.uid, owner.gid) : undefined;
+        await Promise.all([writeGfid(hp.host, gfid), chown]);
+        if (chown && mode & 0o6000) await fh.chmod(mode); // chown clears setuid/setgid on regular files
+        await applyCreateXattrs(hp.host, args.xattrs);
+      } catch (err) {
+        await fh.close().catch(() => undefined);
+        await unlink(hp.host).catch(() => undefined);
+        throw err;
+      }
+      return fh;
+    });
+    if (made) {
+      const f = b.fds.add(made, hp.host, loc.path, gfid, flags);
       return { fd: f.id, iatt: await fdIatt(f), locked: await lockNew(b, f, lock) };
     }
+    let fh: FileHandle;
     try {
-      const owner = await ownerP;
-      // The new file already belongs to the daemon's uid and gid: chown only to someone else.
-      const chown = owner.uid !== PROC_UID || owner.gid !== PROC_GID ? fh.chown(owner.uid, owner.gid) : undefined;
-      await Promise.all([writeGfid(hp.host, gfid), chown]);
-      if (chown && mode & 0o6000) await fh.chmod(mode); // chown clears setuid/setgid on regular files
-      await applyCreateXattrs(hp.host, args.xattrs);
-    } catch (err) {
-      await fh.close().catch(() => undefined);
-      await unlink(hp.host).catch(() => undefined);
-      throw err;
+      fh = await open(hp.host, base);
+    } catch (err2) {
+      if ((err2 as { code?: string }).code === 'ENOENT') continue; // removed meanwhile: create again
+      throw err2;
     }
-    const f = b.fds.add(fh, hp.host, loc.path, gfid, flags);
+    const existing = await ensureGfid(hp.host).catch(async (e) => { await fh.close(); throw e; });
+    const f = b.fds.add(fh, hp.host, loc.path, existing, flags);
     return { fd: f.id, iatt: await fdIatt(f), locked: await lockNew(b, f, lock) };
   }
   throw new FsError('EAGAIN', `'${loc.path}' keeps appearing and vanishing; try again`);

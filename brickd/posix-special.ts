@@ -10,7 +10,7 @@ import { FsError, type Errno } from '../common/errors.js';
 import type { CreateArgs, Ctx, Iatt } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { sys, warnUnavailable, type TimeSpec } from './syscalls.js';
-import { checkGfid } from './iatt.js';
+import { checkGfid, creatingEntry } from './iatt.js';
 import { finishEntry, newOwner, refuseRoot } from './posix-entry.js';
 
 const S_IFMT = 0o170000;
@@ -80,24 +80,28 @@ export async function mknodOp(b: Brick, ctx: Ctx, loc: { path: string }, rdev: n
   const owner = await newOwner(ctx, hp.parent);
   switch (type) {
     case S_IFREG: case 0:
-      await (await open(hp.host, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, perm)).close();
-      return finishEntry(hp.host, gfid, owner, args.xattrs, false, perm & 0o6000 ? () => chmod(hp.host, perm) : undefined);
+      return creatingEntry(hp.host, async () => {
+        await (await open(hp.host, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, perm)).close();
+        return finishEntry(hp.host, gfid, owner, args.xattrs, false, perm & 0o6000 ? () => chmod(hp.host, perm) : undefined);
+      });
     case S_IFIFO: case S_IFCHR: case S_IFBLK: case S_IFSOCK:
       break;
     default: throw new FsError('EINVAL', `mknod of unknown file type ${type.toString(8)}`);
   }
-  if (sys) {
-    // mknod(S_IFSOCK) makes the same socket inode a bind would leave behind.
-    await sys.mknodat(hp.host, type | perm, type === S_IFCHR || type === S_IFBLK ? rdev : 0);
-  } else {
-    warnUnavailable();
-    const oct = perm.toString(8);
-    if (type === S_IFIFO) await tool('mkfifo', ['-m', oct, '--', hp.name], hp.parent);
-    else if (type === S_IFSOCK) await tool(process.execPath, ['-e', BIND_SOCKET, hp.name], hp.parent);
-    else await tool('mknod', ['-m', oct, '--', hp.name, type === S_IFCHR ? 'c' : 'b', String(major(rdev)), String(minor(rdev))], hp.parent);
-  }
-  // mknod(2) and the tools honour the umask (and bind drops set-id bits): set the exact mode.
-  return finishEntry(hp.host, gfid, owner, args.xattrs, false, () => chmod(hp.host, perm));
+  return creatingEntry(hp.host, async () => {
+    if (sys) {
+      // mknod(S_IFSOCK) makes the same socket inode a bind would leave behind.
+      await sys.mknodat(hp.host, type | perm, type === S_IFCHR || type === S_IFBLK ? rdev : 0);
+    } else {
+      warnUnavailable();
+      const oct = perm.toString(8);
+      if (type === S_IFIFO) await tool('mkfifo', ['-m', oct, '--', hp.name], hp.parent);
+      else if (type === S_IFSOCK) await tool(process.execPath, ['-e', BIND_SOCKET, hp.name], hp.parent);
+      else await tool('mknod', ['-m', oct, '--', hp.name, type === S_IFCHR ? 'c' : 'b', String(major(rdev)), String(minor(rdev))], hp.parent);
+    }
+    // mknod(2) and the tools honour the umask (and bind drops set-id bits): set the exact mode.
+    return finishEntry(hp.host, gfid, owner, args.xattrs, false, () => chmod(hp.host, perm));
+  });
 }
 
 const FL = { KEEP_SIZE: 1, PUNCH_HOLE: 2, COLLAPSE_RANGE: 8, ZERO_RANGE: 16, INSERT_RANGE: 32 } as const;

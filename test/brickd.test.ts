@@ -627,3 +627,37 @@ test('replicate over two real bricks: metadata heals of another client while thi
     }
   }
 });
+
+test('a listing or lookup that meets a file being created waits for its gfid instead of giving it one of its own', async (t) => {
+  await c.call('Mkdir', { loc: loc('/racing'), args: args(newGfid(), 0o755) });
+  const made = new Map<string, string>();
+  const seen: { path: string; gfid: string }[] = []; // what listings and lookups answered
+  let creating = true;
+  const listing = (async () => {
+    let n = 0;
+    while (creating) {
+      for (const e of (await c.call('Readdirp', { loc: loc('/racing') })).entries ?? []) seen.push({ path: `/racing/${e.name}`, gfid: e.iatt.gfid });
+      n++;
+    }
+    return n;
+  })();
+  for (let i = 0; i < 100; i++) {
+    const batch = Array.from({ length: 5 }, (_, k) => `/racing/f${i * 5 + k}`);
+    await Promise.all(batch.map(async (p) => {
+      const gfid = newGfid();
+      made.set(p, gfid);
+      const lookups = Promise.all([1, 2, 3].map(async () => {
+        const r = await c.call('Lookup', { loc: loc(p) }).catch(() => undefined);
+        if (r) seen.push({ path: p, gfid: r.iatt.gfid });
+      }));
+      const r = await c.call('Create', { loc: loc(p), flags: O_RDWR, args: args(gfid) });
+      await lookups;
+      await c.call('Release', { fd: r.fd });
+    }));
+  }
+  creating = false;
+  t.true((await listing) > 0);
+  const wrong = seen.filter((x) => x.gfid !== made.get(x.path));
+  t.deepEqual(wrong, [], `${wrong.length} of ${seen.length} answers named another gfid`);
+  for (const [p, gfid] of made) t.is(gfidFromBytes((await getAttribute(join(d.brick, p), 'trusted.gfs.gfid'))!), gfid, p);
+});

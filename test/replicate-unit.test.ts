@@ -146,6 +146,51 @@ test('a child down during writes is blamed on the others, never read, and healed
   for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero);
 });
 
+test('a heal that cannot reach one stale copy keeps the blame on it: only the copies it made alike are cleared', async (t) => {
+  const { kids, r } = await setup(3, { 'quorum-type': 'none' });
+  await writeFile(r, '/f', 'v1');
+  down(r, kids[1]);
+  down(r, kids[2]);
+  await writeFile(r, '/f', 'v2-longer');
+  up(r, kids[1]);
+  up(r, kids[2]);
+  // The third brick fails as the heal opens the file (it went away again, unnoticed as yet).
+  const open = kids[2].open.bind(kids[2]);
+  kids[2].open = async () => { throw new FsError('ENOTCONN', 'the brick went away'); };
+  await r.heal('/f');
+  t.is(kids[1].data('/f'), 'v2-longer');
+  t.is(kids[2].data('/f'), 'v1', 'not reached');
+  t.true(kids[0].counts('/f', kids[2].name)[0] > 0, 'brick 0 still blames brick 2');
+  t.is(kids[0].counts('/f', kids[1].name)[0], 0, 'brick 1 is cleared');
+  kids[2].open = open;
+  up(r, kids[2]);
+  await r.heal('/f');
+  t.is(kids[2].data('/f'), 'v2-longer');
+  for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero, `/f on ${k.name} for ${j.name}`);
+});
+
+test('a data heal whose lookup of the stale copy fails leaves it blamed (it is not taken for a copy nobody accuses)', async (t) => {
+  const { kids, r } = await setup();
+  await writeFile(r, '/f', 'v1');
+  down(r, kids[1]);
+  await writeFile(r, '/f', 'v2-longer');
+  up(r, kids[1]);
+  // The stale brick answers the heal's open, then goes away before its lookup.
+  const lookup = kids[1].lookup.bind(kids[1]);
+  let failing = true;
+  kids[1].lookup = async (...a: Parameters<AfrMem['lookup']>) => {
+    if (failing && a[1].path === '/f' && new Error().stack?.includes('healData')) throw new FsError('ENOTCONN', 'the brick went away');
+    return lookup(...a);
+  };
+  await r.heal('/f');
+  t.true(kids[0].counts('/f', kids[1].name)[0] > 0, 'brick 0 still blames brick 1');
+  failing = false;
+  up(r, kids[1]); // back: the failed lookup had taken it for down
+  await r.heal('/f');
+  t.is(kids[1].data('/f'), 'v2-longer');
+  for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero, `/f on ${k.name} for ${j.name}`);
+});
+
 test('entry heal: files created, deleted and renamed while a child was down', async (t) => {
   const { kids, r } = await setup();
   await writeFile(r, '/gone', 'x');

@@ -73,7 +73,9 @@ export async function copyData(r: Replicate, src: Fd, srcI: number, sinks: { i: 
   }
 }
 
-/** Zeroes the given changelog types of path on the children, from the counters they hold. */
+/** Zeroes the given changelog types of path on the children `on` (the copies a heal just made
+ *  alike), from the counters they hold, for those children only: what they hold against a child
+ *  outside the heal (down, or gone from it midway) stays, for the heal that reaches it. */
 export async function resetCounters(r: Replicate, path: string, types: ('data' | 'metadata' | 'entry')[], on: number[]): Promise<void> {
   const res = await r.lookupAll(ROOT_CTX, { path });
   const m = r.matrixOf(res);
@@ -81,6 +83,7 @@ export async function resetCounters(r: Replicate, path: string, types: ('data' |
     const row = m[i];
     if (!row) return;
     for (const [j, counts] of row.entries()) {
+      if (!on.includes(j)) continue;
       const add = negate(counts, types);
       if (add) await c.xattrop(ROOT_CTX, { path }, afrKey(r.children[j].name), add);
     }
@@ -119,9 +122,12 @@ export async function healData(r: Replicate, path: string, choice: SourceChoice 
   const held = await lockFile(r, path, owner);
   if (!held) return 'busy';
   try {
-    const within = [...held.fds.keys()];
-    if (within.length < 2) return 'none';
     const res = await r.lookupAll(ROOT_CTX, { path });
+    // The copies opened, locked and read as this inode: a child whose lookup failed (or found
+    // another inode) is out of this heal: its blame is neither judged nor cleared without its counters.
+    const gfid = r.stateOf(res)?.iatt.gfid;
+    const within = [...held.fds.keys()].filter((i) => res.some((x) => x.ok && x.i === i && x.value.iatt.gfid === gfid));
+    if (within.length < 2) return 'none';
     const dir = dataDirection(r, res, choice, within);
     if (dir === 'none' || dir === 'split-brain') return dir;
     const src = res.find((x) => x.ok && x.i === dir.source);
