@@ -268,7 +268,10 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         if (pre.length) {
           // The additions on one inode (one per child key) as one: one lookup, one index update.
           const byPath = new Map<string, Wire[]>();
-          for (const p of pre) byPath.set(String(p.loc?.path ?? ''), [...(byPath.get(String(p.loc?.path ?? '')) ?? []), p]);
+          for (const p of pre) {
+            const path = String(p.loc?.path ?? '');
+            byPath.set(path, [...(byPath.get(path) ?? []), p]);
+          }
           const added = await Promise.allSettled([...byPath.values()].map((ps) => runOp('Xattrop', XATTROP_MANY, brick, ctx, { loc: ps[0].loc, adds: ps }, signal)));
           const bad = added.find((x) => x.status === 'rejected');
           if (bad) { preFailed = true; throw bad.reason; }

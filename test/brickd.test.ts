@@ -593,6 +593,7 @@ test('inode locks: readers share, a waiting writer goes before new readers, and 
   t.true(read);
   t.is(await sessionErrno(x.inodelk(ROOT_CTX, { path: '/no-such' }, 'setlk', lock('read', 'r5'))), 'ENOENT');
   t.is(await sessionErrno(x.inodelk(ROOT_CTX, dir, 'getlk', lock('read', 'r6'))), 'EINVAL');
+  t.is(await sessionErrno(x.inodelk(ROOT_CTX, dir, 'setlk', lock('read', ''))), 'EINVAL', 'an inode lock needs an owner');
 });
 
 test('replicate over two real bricks: metadata heals of another client while this one chmods: no counter left skewed, both copies end alike', async (t) => {

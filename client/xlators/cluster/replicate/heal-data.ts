@@ -7,7 +7,7 @@ import { ROOT_CTX } from '../../../../common/types.js';
 import { afrKey, negate } from './changelog.js';
 import type { Replicate, Settled } from './index.js';
 import { choose, type Copy, type Policy } from './split-brain.js';
-import { inodeLock, txnLock } from './transaction.js';
+import { txnLock } from './transaction.js';
 
 const O_RDWR = 2;
 export const HEAL_CHUNK = 4 * 1024 * 1024;
@@ -48,11 +48,11 @@ export async function lockInode(r: Replicate, path: string, on: number[]): Promi
   const owner = `afr-heal:${r.clientId}:${randomUUID()}`;
   const locked: number[] = [];
   const unlock = async () => {
-    await Promise.all(locked.map((i) => r.children[i].inodelk(ROOT_CTX, { path }, 'setlk', inodeLock('unlock', owner)).catch(() => undefined)));
+    await Promise.all(locked.map((i) => r.children[i].inodelk(ROOT_CTX, { path }, 'setlk', txnLock('unlock', owner)).catch(() => undefined)));
   };
   for (const i of [...on].sort((a, b) => a - b)) {
     try {
-      await r.children[i].inodelk(ROOT_CTX, { path }, 'setlkw', inodeLock('write', owner));
+      await r.children[i].inodelk(ROOT_CTX, { path }, 'setlkw', txnLock('write', owner));
       locked.push(i);
     } catch (e) {
       if (toErrno(e) === 'ENOSYS') locked.push(i); // a brick without inode locks

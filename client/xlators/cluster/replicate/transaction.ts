@@ -11,7 +11,10 @@ import { afrKey, delta, type TxnType } from './changelog.js';
 import { hasQuorum, quorumError } from './quorum.js';
 import type { Replicate, Settled } from './index.js';
 
-/** The brick lock range replicate's transactions and healers take (far beyond any data). */
+/** The brick lock range replicate's transactions and healers take (far beyond any data): on a
+ *  file's fd (data transactions, data heal) and as an inode lock (inodelk: entry transactions on
+ *  their directory and metadata transactions on their inode take it 'read', shared; entry and
+ *  metadata heals 'write', so no operation is half done under a heal). */
 export const TXN_LOCK_START = 1n << 50n;
 export function txnLock(type: 'read' | 'write' | 'unlock', owner: string): Flock {
   return { type, start: TXN_LOCK_START, len: 1n, pid: 0, owner };
@@ -86,11 +89,21 @@ class EntryTxn {
   }
 }
 
-/** The inode lock (brick inodelk) that entry transactions hold on their directory and metadata
- *  transactions on their inode ('read', shared among transactions) and that entry and metadata
- *  heals take ('write'): under a heal's, no operation is half done on that inode. */
-export function inodeLock(type: 'read' | 'write' | 'unlock', owner: string): Flock {
-  return txnLock(type, owner);
+/** A locked transaction's post-op on child c: its clears and the inode unlock, in one call where
+ *  the child can. The unlock goes even when the clears fail (they stay: the next heal sees them). */
+async function clearAndUnlock(c: Xlator, loc: Loc, owner: string, adds: Adds): Promise<void> {
+  const unlock = txnLock('unlock', owner);
+  if (compoundCapable(c) && adds.length) {
+    try {
+      await c.inodelk({ ...ROOT_CTX, pre: adds }, loc, 'setlk', unlock);
+      return;
+    } catch (e) {
+      if (preFailed(e)) { await c.inodelk(ROOT_CTX, loc, 'setlk', unlock).catch(() => undefined); throw e; }
+      if (toErrno(e) !== 'ENOSYS') throw e;
+    }
+  }
+  await applyAdds(c, adds);
+  await c.inodelk(ROOT_CTX, loc, 'setlk', unlock).catch(() => undefined);
 }
 
 /**
@@ -212,14 +225,14 @@ export class EntryTxns {
     const r = this.r;
     const targets = r.upChildren();
     if (!hasQuorum(r.quorum, targets)) throw quorumError(what, targets.length, r.children.length);
-    const res = await r.onAll((c) => c.inodelk(ROOT_CTX, t.dir, 'setlk', inodeLock('read', t.owner)), targets);
+    const res = await r.onAll((c) => c.inodelk(ROOT_CTX, t.dir, 'setlk', txnLock('read', t.owner)), targets);
     let locked = res.filter((x) => x.ok || x.err.errno === 'ENOSYS').map((x) => x.i);
     if (res.some((x) => !x.ok && x.err.errno === 'EAGAIN')) {
       await Promise.all(locked.map((i) => this.unlock(t, i)));
       locked = [];
       for (const i of targets) {
         try {
-          await r.children[i].inodelk(ROOT_CTX, t.dir, 'setlkw', inodeLock('read', t.owner));
+          await r.children[i].inodelk(ROOT_CTX, t.dir, 'setlkw', txnLock('read', t.owner));
           locked.push(i);
         } catch (e) {
           if (toErrno(e) === 'ENOSYS') locked.push(i); // a brick without inode locks
@@ -237,7 +250,7 @@ export class EntryTxns {
   }
 
   private async unlock(t: EntryTxn, i: number): Promise<void> {
-    await this.r.children[i].inodelk(ROOT_CTX, t.dir, 'setlk', inodeLock('unlock', t.owner)).catch(() => undefined);
+    await this.r.children[i].inodelk(ROOT_CTX, t.dir, 'setlk', txnLock('unlock', t.owner)).catch(() => undefined);
   }
 
   /** Closes t: no new operation joins; once its operations are done, each child gets its
@@ -251,21 +264,8 @@ export class EntryTxns {
       await t.ready.catch(() => undefined);
       if (t.inflight > 0) await new Promise<void>((res) => { t.drained = res; });
       const ok = t.locked.filter((i) => t.marked.has(i) && !t.failed.has(i));
-      const res = await this.r.onAll(async (c, i) => {
-        // A child an operation failed on keeps its marks (all of them: it blames itself).
-        const adds = ok.includes(i) ? counterAdds(this.r, t.dir, 'entry', -1, ok) : [];
-        if (compoundCapable(c) && adds.length) {
-          try {
-            await c.inodelk({ ...ROOT_CTX, pre: adds }, t.dir, 'setlk', inodeLock('unlock', t.owner));
-            return;
-          } catch (e) {
-            if (preFailed(e)) { await this.unlock(t, i); throw e; } // the counters stay: the next heal sees them
-            if (toErrno(e) !== 'ENOSYS') throw e;
-          }
-        }
-        await applyAdds(c, adds);
-        await this.unlock(t, i);
-      }, t.locked);
+      // A child an operation failed on keeps its marks (all of them: it blames itself).
+      const res = await this.r.onAll((c, i) => clearAndUnlock(c, t.dir, t.owner, ok.includes(i) ? counterAdds(this.r, t.dir, 'entry', -1, ok) : []), t.locked);
       this.r.noteFailures(res);
       t.sentNow();
     })();
@@ -286,18 +286,9 @@ export class EntryTxns {
 let metaSeq = 0;
 
 /** A locked transaction's post-op: on each marked child, the clears of `ok` (where it is one of
- *  them) and the unlock, in one call. */
+ *  them) and the unlock. */
 async function postOpUnlock(r: Replicate, lock: { loc: Loc; lock: Flock }, type: TxnType, marked: number[], ok: number[]): Promise<void> {
-  const unlock = inodeLock('unlock', lock.lock.owner);
-  const res = await r.onAll(async (c, i) => {
-    const adds = ok.includes(i) ? counterAdds(r, lock.loc, type, -1, ok) : [];
-    try {
-      await c.inodelk({ ...ROOT_CTX, pre: adds }, lock.loc, 'setlk', unlock);
-    } catch (e) {
-      if (preFailed(e)) await c.inodelk(ROOT_CTX, lock.loc, 'setlk', unlock).catch(() => undefined); // the counters stay: the next heal sees them
-      throw e;
-    }
-  }, marked);
+  const res = await r.onAll((c, i) => clearAndUnlock(c, lock.loc, lock.lock.owner, ok.includes(i) ? counterAdds(r, lock.loc, type, -1, ok) : []), marked);
   r.noteFailures(res);
 }
 
@@ -319,8 +310,9 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   let res: Settled<T>[];
   // A metadata transaction holds the inode's lock (shared) from its operation to its post-op,
   // taken in the same call: a metadata heal, which takes it exclusively, never sees it half done.
-  const lock = type === 'metadata' ? { loc: locs[0], lock: txnLock('read', `afr-meta:${r.clientId}:${++metaSeq}`) } : undefined;
-  if (targets.every((i) => compoundCapable(r.children[i]))) {
+  const compound = targets.every((i) => compoundCapable(r.children[i]));
+  const lock = type === 'metadata' && compound ? { loc: locs[0], lock: txnLock('read', `afr-meta:${r.clientId}:${++metaSeq}`) } : undefined;
+  if (compound) {
     const pre = locs.flatMap((loc) => counterAdds(r, loc, type, 1));
     let all = await r.onAll((_c, i) => op(i, { ...ctx, pre, lock }), targets);
     const busy = (x: Settled<T>) => !x.ok && preFailed(x.err) && x.err.errno === 'EAGAIN';
@@ -333,7 +325,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
     // A child whose marking failed (or whose lock a heal holds) did not act either: it is out of
     // this transaction, blamed by the others.
     marked = all.filter((x) => x.ok || !preFailed(x.err)).map((x) => x.i);
-    if (lock) void Promise.all(all.filter((x) => !marked.includes(x.i)).map((x) => r.children[x.i].inodelk(ROOT_CTX, lock.loc, 'setlk', inodeLock('unlock', lock.lock.owner)).catch(() => undefined)));
+    if (lock) void Promise.all(all.filter((x) => !marked.includes(x.i)).map((x) => r.children[x.i].inodelk(ROOT_CTX, lock.loc, 'setlk', txnLock('unlock', lock.lock.owner)).catch(() => undefined)));
     if (marked.length === 0) throw r.bestError(all);
     res = all.filter((x) => marked.includes(x.i));
   } else {
