@@ -7,17 +7,24 @@ import type { CreateArgs, Ctx, Dirent, Iatt, LookupReply } from '../common/types
 import { isDir } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { PRIVATE_DIR, type HostPath } from './confine.js';
-import { GFID_XATTR, checkGfid, creatingEntry, iattOf, writeGfid } from './iatt.js';
+import { GFID_XATTR, checkGfid, creatingEntry, iattOf, statToIatt, writeGfid } from './iatt.js';
 import { xget, xlist, xset } from './xattr.js';
 import { mapBounded } from '../common/concurrency.js';
 
 const S_ISGID = 0o2000;
 const READDIR_PARALLEL = 32;
 
+const PROC_UID = process.getuid?.() ?? -1;
+const PROC_GID = process.getgid?.() ?? -1;
+
 export interface NewOwner { uid: number; gid: number; setgid: boolean }
 
-/** Who owns a new entry of ctx in the directory parent (Linux's setgid-directory rule). */
-export async function newOwner(ctx: Ctx, parent: string): Promise<NewOwner> {
+/** Who owns a new entry of ctx in the directory parent (Linux's setgid-directory rule), or
+ *  undefined when ctx is the daemon itself: then the kernel's own rule (its uid; the parent's group
+ *  and, for a directory, its setgid bit under a setgid parent; else its gid) already gives the
+ *  entry that owner, and neither the parent's lstat nor a chown is needed. */
+export async function newOwner(ctx: Ctx, parent: string): Promise<NewOwner | undefined> {
+  if (ctx.uid === PROC_UID && ctx.gid === PROC_GID) return undefined;
   const st = await lstat(parent);
   if (st.mode & S_ISGID) return { uid: ctx.uid, gid: st.gid, setgid: true };
   return { uid: ctx.uid, gid: ctx.gid, setgid: false };
@@ -62,15 +69,14 @@ async function undo(host: string, dir: boolean): Promise<void> {
  *  `adjust`, e.g. a mode the creating tool could not set); on any failure the entry is removed,
  *  so a failed create leaves nothing behind. Returns its attributes. */
 export async function finishEntry(
-  host: string, gfid: string, owner: { uid: number; gid: number }, xattrs: Record<string, Buffer> | undefined,
+  host: string, gfid: string, owner: NewOwner | undefined, xattrs: Record<string, Buffer> | undefined,
   dir: boolean, adjust?: () => Promise<void>,
 ): Promise<Iatt> {
   try {
-    await writeGfid(host, gfid);
-    await lchown(host, owner.uid, owner.gid);
+    await Promise.all([writeGfid(host, gfid), owner && lchown(host, owner.uid, owner.gid)]);
     await adjust?.();
     await applyCreateXattrs(host, xattrs);
-    return await iattOf(host);
+    return statToIatt(await lstat(host, { bigint: true }), gfid); // the gfid is the one just written
   } catch (err) {
     await undo(host, dir);
     throw err;
@@ -114,7 +120,7 @@ export async function mkdirOp(b: Brick, ctx: Ctx, loc: { path: string }, args: C
   const gfid = checkGfid(args.gfid);
   const owner = await newOwner(ctx, hp.parent);
   let mode = args.mode & ~args.umask & 0o7777;
-  if (owner.setgid) mode |= S_ISGID;
+  if (owner?.setgid) mode |= S_ISGID;
   return creatingEntry(hp.host, async () => {
     await mkdir(hp.host, mode);
     return finishEntry(hp.host, gfid, owner, args.xattrs, true);

@@ -100,6 +100,19 @@ test('mkdir as uid 1000 is owned by 1000 on disk; setgid parents pass their grou
   const fst = await stat(join(d.brick, 'sgid/file'));
   t.is(fst.uid, 1000);
   t.is(fst.gid, 555);
+  // The daemon's own identity (root here) needs no chown: the kernel's rule gives the same owner.
+  const rootDir = await c.call('Mkdir', { loc: loc('/sgid/rootsub'), args: args(newGfid(), 0o755) });
+  const rootFile = await c.call('Create', { loc: loc('/sgid/rootfile'), flags: O_RDWR, args: args(newGfid()) });
+  await c.call('Release', { fd: rootFile.fd });
+  const rootLink = await c.call('Symlink', { target: 'x', loc: loc('/sgid/rootlink'), args: args(newGfid()) });
+  for (const [name, iatt] of [['rootsub', rootDir.iatt], ['rootfile', rootFile.iatt], ['rootlink', rootLink.iatt]] as const) {
+    const st = await lstat(join(d.brick, 'sgid', name));
+    t.deepEqual([st.uid, st.gid, iatt.uid, iatt.gid], [0, 555, 0, 555], name);
+    t.is(gfidFromBytes((await getAttribute(join(d.brick, 'sgid', name), 'trusted.gfs.gfid'))!), iatt.gfid, name);
+  }
+  t.truthy((await stat(join(d.brick, 'sgid/rootsub'))).mode & 0o2000);
+  const plain = await c.call('Mkdir', { loc: loc('/rootplain'), args: args(newGfid(), 0o755) });
+  t.deepEqual([plain.iatt.uid, plain.iatt.gid, (await stat(join(d.brick, 'rootplain'))).gid], [0, 0, 0]);
   const ln = await c.call('Symlink', { target: '../elsewhere', loc: loc('/userlink'), args: args(newGfid()) }, USER);
   t.is((await lstat(join(d.brick, 'userlink'))).uid, 1000);
   t.is((await c.call('Readlink', { loc: loc('/userlink') })).target, '../elsewhere');
