@@ -11,7 +11,7 @@
 // by the parent's entry heal or by `heal full`, not by this index alone.
 import { mkdir, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
-import { isGfid } from '../common/gfid.js';
+import { gfidFromBytes, isGfid } from '../common/gfid.js';
 import { PRIVATE_DIR, type Confiner } from './confine.js';
 import { readGfid } from './iatt.js';
 import { KeyedMutex } from './mutex.js';
@@ -44,12 +44,18 @@ export class HealIndex {
     this.dir = `${root}/${INDEX_DIR}`;
   }
 
+  /** True when host (volume path `path`) is known to have its entry. */
+  knows(host: string, path: string): boolean {
+    return this.known.get(host) === path;
+  }
+
   /** After an xattrop of a replicate counter on host (volume path `path`) that left the
-   *  counter at `value`: a non-zero one makes sure the inode has its entry. */
-  async update(host: string, path: string, value: Buffer): Promise<void> {
+   *  counter at `value`: a non-zero one makes sure the inode has its entry. `gfidXattr`: the
+   *  inode's gfid xattr as read with the counters (read here when not given). */
+  async update(host: string, path: string, value: Buffer, gfidXattr?: Buffer): Promise<void> {
     if (!value.some((byte) => byte !== 0)) return; // removed when listed, if nothing else is pending
-    if (this.known.get(host) === path) return;
-    const gfid = await readGfid(host);
+    if (this.knows(host, path)) return;
+    const gfid = gfidXattr ? (gfidXattr.length === 16 ? gfidFromBytes(gfidXattr) : null) : await readGfid(host);
     if (!gfid) return;
     await this.mutex.run(gfid, async () => {
       if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }

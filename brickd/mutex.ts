@@ -19,4 +19,11 @@ export class KeyedMutex {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
+
+  /** fn under every key at once, taken in sorted order (two callers never wait on each other). */
+  runAll<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const step = (k: number): Promise<T> => (k === sorted.length ? fn() : this.run(sorted[k], () => step(k + 1)));
+    return step(0);
+  }
 }

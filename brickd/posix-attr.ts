@@ -95,8 +95,8 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
   return (await xattropManyOp(b, loc, [{ name, add }]))[0];
 }
 
-/** Several xattrops on one inode (a compound request's pre-op: one per child key): one lookup of
- *  the path and one heal-index update for them all. Each name is added atomically on its own. */
+/** Several xattrops on one inode (a compound request's pre-op: one per child key), under the
+ *  mutex of each name: one trip to the xattrop thread and one heal-index update for them all. */
 export async function xattropManyOp(b: Brick, loc: { path: string }, adds: readonly { name: string; add: Buffer }[]): Promise<Buffer[]> {
   for (const { name, add } of adds) {
     checkName(name);
@@ -104,18 +104,9 @@ export async function xattropManyOp(b: Brick, loc: { path: string }, adds: reado
     if (add.length === 0 || add.length % 4 !== 0) throw new FsError('EINVAL', `xattrop needs a multiple of 4 bytes, got ${add.length}`);
   }
   const hp = await b.resolve(loc.path);
-  // The lstat only names a missing file (its xattr reads as absent): alongside, not before.
-  const [, ...outs] = await Promise.all([lstat(hp.host), ...adds.map(({ name, add }) => b.xattrMutex.run(`${hp.host}\0${name}`, async () => {
-    const cur = (await xget(hp.host, name)) ?? Buffer.alloc(add.length);
-    if (cur.length !== add.length) {
-      throw new FsError('EINVAL', `xattr ${name} of '${loc.path}' holds ${cur.length} bytes, the addend ${add.length}`);
-    }
-    const out = Buffer.alloc(add.length);
-    for (let i = 0; i < add.length; i += 4) out.writeInt32BE((cur.readInt32BE(i) + add.readInt32BE(i)) | 0, i);
-    await xset(hp.host, name, out);
-    return out;
-  }))]);
+  const indexed = !adds.some(({ name }) => name.startsWith(AFR_PREFIX)) || b.index.knows(hp.host, loc.path);
+  const { outs, gfid } = await b.xattrMutex.runAll(adds.map(({ name }) => `${hp.host}\0${name}`), () => b.xattrop.add(hp.host, loc.path, adds, !indexed));
   const pending = outs.find((out, k) => adds[k].name.startsWith(AFR_PREFIX) && out.some((byte) => byte !== 0));
-  if (pending) await b.index.update(hp.host, loc.path, pending);
+  if (pending) await b.index.update(hp.host, loc.path, pending, gfid);
   return outs;
 }

@@ -19,6 +19,24 @@ export async function xget(path: string, name: string): Promise<Buffer | null> {
   }
 }
 
+/** xget on the calling thread (for a worker thread: never on the event loop). */
+export function xgetSync(path: string, name: string): Buffer | null {
+  try {
+    return x.getAttributeSync(path, name);
+  } catch (err) {
+    throw wrap(err, `getxattr ${name}`, path);
+  }
+}
+
+/** xset on the calling thread (for a worker thread: never on the event loop). */
+export function xsetSync(path: string, name: string, value: Buffer): void {
+  try {
+    x.setAttributeSync(path, name, value);
+  } catch (err) {
+    throw wrap(err, `setxattr ${name}`, path);
+  }
+}
+
 export async function xset(path: string, name: string, value: Buffer): Promise<void> {
   try {
     await x.setAttribute(path, name, value);
