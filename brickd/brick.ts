@@ -1,12 +1,12 @@
 // The state of one served brick: its root, path confinement, open fds, locks, the xattrop
-// mutex and thread. The posix-* modules implement the operations on top of it.
+// mutex and the io-threads. The posix-* modules implement the operations on top of it.
 import type { Logger } from '../common/log.js';
 import { Confiner, type HostPath } from './confine.js';
 import { FdTable } from './fd-table.js';
 import { HealIndex } from './heal-index.js';
 import { LockTable } from './locks.js';
 import { KeyedMutex } from './mutex.js';
-import { XattropThread } from './xattrop-thread.js';
+import { IoThreads } from './io-threads.js';
 
 export interface BrickConfig {
   /** The brick directory as given on the command line. */
@@ -23,8 +23,8 @@ export class Brick {
   readonly fds = new FdTable();
   readonly locks = new LockTable();
   readonly xattrMutex = new KeyedMutex();
-  /** Where xattrop's counter arithmetic runs (a worker thread). */
-  readonly xattrop = new XattropThread();
+  /** Worker threads for xattrop, lookup and readdirp. */
+  readonly io = new IoThreads();
   /** The replicate heal index under .gfs/indices/xattrop/. */
   readonly index: HealIndex;
 
@@ -44,6 +44,6 @@ export class Brick {
   async close(): Promise<void> {
     this.locks.abortAll();
     await this.fds.closeAll();
-    await this.xattrop.close();
+    await this.io.close();
   }
 }

@@ -96,7 +96,7 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
 }
 
 /** Several xattrops on one inode (a compound request's pre-op: one per child key), under the
- *  mutex of each name: one trip to the xattrop thread and one heal-index update for them all. */
+ *  mutex of each name: one trip to an io-thread and one heal-index update for them all. */
 export async function xattropManyOp(b: Brick, loc: { path: string }, adds: readonly { name: string; add: Buffer }[]): Promise<Buffer[]> {
   for (const { name, add } of adds) {
     checkName(name);
@@ -105,7 +105,7 @@ export async function xattropManyOp(b: Brick, loc: { path: string }, adds: reado
   }
   const hp = await b.resolve(loc.path);
   const indexed = !adds.some(({ name }) => name.startsWith(AFR_PREFIX)) || b.index.knows(hp.host, loc.path);
-  const { outs, gfid } = await b.xattrMutex.runAll(adds.map(({ name }) => `${hp.host}\0${name}`), () => b.xattrop.add(hp.host, loc.path, adds, !indexed));
+  const { outs, gfid } = await b.xattrMutex.runAll(adds.map(({ name }) => `${hp.host}\0${name}`), () => b.io.xattrop(hp.host, loc.path, adds, !indexed));
   const pending = outs.find((out, k) => adds[k].name.startsWith(AFR_PREFIX) && out.some((byte) => byte !== 0));
   if (pending) await b.index.update(hp.host, loc.path, pending, gfid);
   return outs;

@@ -1,14 +1,14 @@
 // Namespace operations: lookup, stat, readdirp, mkdir, symlink, link, unlink, rmdir, rename,
 // readlink. New entries get the caller's gfid, owner (setgid parents pass their group on) and
 // xattrs before the reply; if any of that fails, the entry is removed again.
-import { lchown, link, lstat, mkdir, readdir, readlink, rename, rmdir, symlink, unlink } from 'node:fs/promises';
+import { lchown, link, lstat, mkdir, readlink, rename, rmdir, symlink, unlink } from 'node:fs/promises';
 import { FsError } from '../common/errors.js';
 import type { CreateArgs, Ctx, Dirent, Iatt, LookupReply } from '../common/types.js';
 import { isDir } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { PRIVATE_DIR, type HostPath } from './confine.js';
 import { GFID_XATTR, checkGfid, creatingEntry, iattOf, statToIatt, writeGfid } from './iatt.js';
-import { xget, xlist, xset } from './xattr.js';
+import { xset } from './xattr.js';
 import { mapBounded } from '../common/concurrency.js';
 
 const S_ISGID = 0o2000;
@@ -28,25 +28,6 @@ export async function newOwner(ctx: Ctx, parent: string): Promise<NewOwner | und
   const st = await lstat(parent);
   if (st.mode & S_ISGID) return { uid: ctx.uid, gid: st.gid, setgid: true };
   return { uid: ctx.uid, gid: ctx.gid, setgid: false };
-}
-
-/** The requested xattrs of host that exist, for listings: one listxattr, then only the names
- *  present are read (most asked-for names, security.* and ACLs, are absent on most entries). */
-async function readListed(host: string, names: readonly string[] | undefined): Promise<Record<string, Buffer>> {
-  if (!names?.length) return {};
-  if (names.length < 3) return readNamed(host, names);
-  const have = new Set(await xlist(host));
-  return readNamed(host, names.filter((n) => have.has(n)));
-}
-
-/** The requested xattrs of host that exist. */
-export async function readNamed(host: string, names: readonly string[] | undefined): Promise<Record<string, Buffer>> {
-  const out: Record<string, Buffer> = {};
-  if (!names?.length) return out;
-  // All at once: each read is a trip to libuv's thread pool.
-  const values = await Promise.all(names.map((n) => xget(host, n)));
-  names.forEach((n, i) => { if (values[i]) out[n] = values[i]!; });
-  return out;
 }
 
 /** The CreateArgs xattrs, after the gfid; a gfid in them is refused (it comes from args.gfid). */
@@ -85,27 +66,23 @@ export async function finishEntry(
 
 export async function lookup(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<LookupReply> {
   const hp = await b.resolve(loc.path);
-  const iatt = await iattOf(hp.host, hp.isRoot);
-  return { iatt, xattrs: await readNamed(hp.host, xattrs) };
+  const e = await b.io.entry(hp.host, xattrs ?? []);
+  return { iatt: e.iatt ?? (await iattOf(hp.host, hp.isRoot)), xattrs: e.xattrs };
 }
 
 export async function stat(b: Brick, loc: { path: string }): Promise<Iatt> {
   const hp = await b.resolve(loc.path);
-  return iattOf(hp.host, hp.isRoot);
+  return (await b.io.entry(hp.host, [])).iatt ?? iattOf(hp.host, hp.isRoot);
 }
-
 
 export async function readdirp(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<Dirent[]> {
   const hp = await b.resolve(loc.path);
-  const st = await lstat(hp.host);
-  if (!st.isDirectory()) throw new FsError('ENOTDIR', `'${loc.path}' is not a directory`);
-  let names = await readdir(hp.host);
-  if (hp.host === b.config.realRoot) names = names.filter((n) => n !== PRIVATE_DIR);
-  const entries = await mapBounded(names, READDIR_PARALLEL, async (name): Promise<Dirent | null> => {
-    const host = `${hp.host}/${name}`;
+  const listed = await b.io.list(hp.host, loc.path, xattrs ?? [], hp.host === b.config.realRoot ? PRIVATE_DIR : undefined);
+  // An entry without a gfid yet gets one here (the event loop assigns gfids).
+  const entries = await mapBounded(listed, READDIR_PARALLEL, async (e): Promise<Dirent | null> => {
+    if (e.iatt) return { name: e.name, iatt: e.iatt, xattrs: e.xattrs };
     try {
-      const [iatt, named] = await Promise.all([iattOf(host), readListed(host, xattrs)]);
-      return { name, iatt, xattrs: named };
+      return { name: e.name, iatt: await iattOf(`${hp.host}/${e.name}`), xattrs: e.xattrs };
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') return null; // removed meanwhile
       throw err;

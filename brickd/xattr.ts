@@ -53,6 +53,15 @@ export async function xlist(path: string): Promise<string[]> {
   }
 }
 
+/** xlist on the calling thread (for a worker thread: never on the event loop). */
+export function xlistSync(path: string): string[] {
+  try {
+    return x.listAttributesSync(path);
+  } catch (err) {
+    throw wrap(err, 'listxattr', path);
+  }
+}
+
 export async function xremove(path: string, name: string): Promise<void> {
   try {
     await x.removeAttribute(path, name);

@@ -390,6 +390,11 @@ test('xattrs: flags, gfid immutability, listing, xattrop', async (t) => {
   t.is(v!.readInt32BE(4), 0);
   t.is(v!.readInt32BE(8), -100);
   t.is(await errnoOf(c.call('Xattrop', { loc: loc('/xa'), name: 'trusted.gfs.afr.c0', add: Buffer.alloc(4) })), 'EINVAL');
+  t.is(await errnoOf(c.call('Xattrop', { loc: loc('/no-such-file'), name: 'trusted.gfs.afr.c0', add: one })), 'ENOENT');
+  // A counter left non-zero: the heal index has the inode (its gfid read with the counters).
+  const { gfid } = await createFile('/xb');
+  await c.call('Xattrop', { loc: loc('/xb'), name: 'trusted.gfs.afr.c0', add: one });
+  t.deepEqual(JSON.parse(await readFile(join(d.brick, '.gfs/indices/xattrop', gfid), 'utf8')), { path: '/xb' });
 });
 
 test('create xattrs are set before the reply', async (t) => {
@@ -478,6 +483,12 @@ test('readdirp of 2,000 entries returns each exactly once with attributes', asyn
   t.is(f7.iatt.size, 1);
   t.true(entries.every((e: { iatt: { gfid: string } }) => e.iatt.gfid.length === 36));
   t.is(new Set(entries.map((e: { iatt: { gfid: string } }) => e.iatt.gfid)).size, 2000);
+  // Three names or more: one listxattr per entry picks those present; gfids are kept now.
+  const again = await c.call('Readdirp', { loc: loc('/many'), xattrs: ['trusted.gfs.tag', 'security.selinux', 'system.posix_acl_access'] });
+  t.deepEqual(again.entries.filter((e: { xattrs: object }) => Object.keys(e.xattrs).length).map((e: { name: string; xattrs: object }) => [e.name, Object.keys(e.xattrs)]), [['f7', ['trusted.gfs.tag']]]);
+  t.deepEqual(new Set(again.entries.map((e: { iatt: { gfid: string } }) => e.iatt.gfid)), new Set(entries.map((e: { iatt: { gfid: string } }) => e.iatt.gfid)));
+  t.is(await errnoOf(c.call('Readdirp', { loc: loc('/many/f1') })), 'ENOTDIR');
+  t.is(await errnoOf(c.call('Readdirp', { loc: loc('/no-such-dir') })), 'ENOENT');
 });
 
 test('a second brickd on the same port exits 98 naming the port', async (t) => {

@@ -1,0 +1,176 @@
+// The brick's io-threads (GlusterFS's io-threads): worker threads that run the hottest multi-call
+// operations with synchronous calls there, each one message each way. On the event loop each of
+// those small calls (an lstat, one xattr) is its own trip to libuv's pool, and on a small VM the
+// thread wake-ups of such a trip cost ten times the syscall. The work: xattrop's counter
+// arithmetic (read, add, write back, per name; the caller holds the xattr mutex of every name, so a
+// worker never races another writer), the attributes, gfid and asked-for xattrs of one entry
+// (lookup), and of all entries of a directory (readdirp). A worker runs one job at a time; an
+// entry without a gfid comes back without attributes and is finished on the event loop (which
+// assigns gfids). Only the event loop's side lives in the brick; the worker is this same module.
+import { lstatSync, readdirSync } from 'node:fs';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { FsError, isErrno, toErrno } from '../common/errors.js';
+import { gfidFromBytes } from '../common/gfid.js';
+import type { Iatt } from '../common/types.js';
+import { GFID_XATTR, statToIatt } from './iatt.js';
+import { xgetSync, xlistSync, xsetSync } from './xattr.js';
+
+export interface CounterAdd { name: string; add: Buffer }
+export interface AddResult { outs: Buffer[]; gfid?: Buffer }
+/** An entry as a worker read it: iatt undefined when it has no gfid yet. */
+export interface EntryRead { name: string; iatt?: Iatt; xattrs: Record<string, Buffer> }
+
+type Bytes = Uint8Array;
+const asBuffer = (u: Bytes) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+/** A copy of exactly the bytes (a Buffer may view a larger pool, which a message would copy whole). */
+const own = (b: Buffer) => new Uint8Array(b);
+
+/** xattrop: host (volume path `path`) must exist (ENOENT otherwise); each name gets add added, as
+ *  int32s. */
+export function addCountersSync(host: string, path: string, adds: readonly CounterAdd[]): Buffer[] {
+  lstatSync(host); // a missing file's xattrs read as absent: name it
+  return adds.map(({ name, add }) => {
+    const cur = xgetSync(host, name) ?? Buffer.alloc(add.length);
+    if (cur.length !== add.length) throw new FsError('EINVAL', `xattr ${name} of '${path}' holds ${cur.length} bytes, the addend ${add.length}`);
+    const out = Buffer.alloc(add.length);
+    for (let i = 0; i < add.length; i += 4) out.writeInt32BE((cur.readInt32BE(i) + add.readInt32BE(i)) | 0, i);
+    xsetSync(host, name, out);
+    return out;
+  });
+}
+
+/** The asked-for xattrs of host that exist; with `listFirst`, one listxattr decides which to read
+ *  (most asked-for names of a listing, security.* and ACLs, are absent on most entries). */
+function namedSync(host: string, names: readonly string[], listFirst: boolean): Record<string, Bytes> {
+  const out: Record<string, Bytes> = {};
+  if (!names.length) return out;
+  const have = listFirst && names.length >= 3 ? new Set(xlistSync(host)) : undefined;
+  for (const n of names) {
+    if (have && !have.has(n)) continue;
+    const v = xgetSync(host, n);
+    if (v) out[n] = own(v);
+  }
+  return out;
+}
+
+function entrySync(host: string, names: readonly string[], listFirst: boolean): { iatt?: Iatt; xattrs: Record<string, Bytes> } {
+  const st = lstatSync(host, { bigint: true });
+  const g = xgetSync(host, GFID_XATTR);
+  return { iatt: g && g.length === 16 ? statToIatt(st, gfidFromBytes(g)) : undefined, xattrs: namedSync(host, names, listFirst) };
+}
+
+const WORK = {
+  xattrop: (a: { host: string; path: string; adds: { name: string; add: Bytes }[]; gfid: boolean }) => ({
+    outs: addCountersSync(a.host, a.path, a.adds.map((x) => ({ name: x.name, add: asBuffer(x.add) }))).map(own),
+    gfid: a.gfid ? (xgetSync(a.host, GFID_XATTR) ?? undefined) : undefined,
+  }),
+  entry: (a: { host: string; names: string[] }) => entrySync(a.host, a.names, false),
+  list: (a: { host: string; path: string; names: string[]; skip?: string }) => {
+    if (!lstatSync(a.host).isDirectory()) throw new FsError('ENOTDIR', `'${a.path}' is not a directory`);
+    const out: { name: string; iatt?: Iatt; xattrs: Record<string, Bytes> }[] = [];
+    for (const name of readdirSync(a.host)) {
+      if (name === a.skip) continue;
+      try {
+        out.push({ name, ...entrySync(`${a.host}/${name}`, a.names, true) });
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ENOENT') throw err; // removed meanwhile: left out
+      }
+    }
+    return out;
+  },
+};
+type Kind = keyof typeof WORK;
+interface Job { id: number; kind: Kind; args: unknown }
+type Answer = { id: number; res: unknown } | { id: number; errno: string; message: string };
+
+if (!isMainThread && parentPort) {
+  const port = parentPort;
+  port.on('message', (job: Job) => {
+    let answer: Answer;
+    try {
+      answer = { id: job.id, res: (WORK[job.kind] as (a: unknown) => unknown)(job.args) };
+    } catch (err) {
+      answer = { id: job.id, errno: toErrno(err), message: (err as Error)?.message ?? String(err) };
+    }
+    port.postMessage(answer);
+  });
+}
+
+/** Workers: a second one keeps a slow disk read (a cold inode, a long directory) from holding every
+ *  other job behind it. */
+const THREADS = 2;
+
+interface Slot { worker: Worker; pending: Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }> }
+
+const fromWire = (x: Record<string, Bytes>) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, asBuffer(v)]));
+
+/** The event loop's side: THREADS lazily started workers (a job goes to the least busy one), each
+ *  restarted after a failure. */
+export class IoThreads {
+  private readonly slots: (Slot | undefined)[] = Array.from({ length: THREADS }, () => undefined);
+  private seq = 0;
+  private closed = false;
+
+  /** The counters after the adds; with `gfid`, the inode's gfid xattr too (for the heal index). */
+  async xattrop(host: string, path: string, adds: readonly CounterAdd[], gfid = false): Promise<AddResult> {
+    const r = (await this.run('xattrop', { host, path, adds, gfid })) as { outs: Bytes[]; gfid?: Bytes };
+    return { outs: r.outs.map(asBuffer), gfid: r.gfid ? asBuffer(r.gfid) : undefined };
+  }
+
+  /** lstat, gfid and the asked-for xattrs (those present) of host. */
+  async entry(host: string, names: readonly string[]): Promise<Omit<EntryRead, 'name'>> {
+    const r = (await this.run('entry', { host, names })) as { iatt?: Iatt; xattrs: Record<string, Bytes> };
+    return { iatt: r.iatt, xattrs: fromWire(r.xattrs) };
+  }
+
+  /** Every entry of directory host (volume path `path`) but `skip`, as entry() reads one. */
+  async list(host: string, path: string, names: readonly string[], skip?: string): Promise<EntryRead[]> {
+    const r = (await this.run('list', { host, path, names, skip })) as { name: string; iatt?: Iatt; xattrs: Record<string, Bytes> }[];
+    return r.map((e) => ({ name: e.name, iatt: e.iatt, xattrs: fromWire(e.xattrs) }));
+  }
+
+  private run(kind: Kind, args: unknown): Promise<unknown> {
+    if (this.closed) return Promise.reject(new FsError('EIO', 'brick io-threads closed'));
+    let k = 0;
+    for (let i = 1; i < THREADS; i++) if ((this.slots[i]?.pending.size ?? 0) < (this.slots[k]?.pending.size ?? 0)) k = i;
+    const slot = this.slots[k] ?? this.start(k);
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ id, kind, args } satisfies Job);
+    });
+  }
+
+  private start(k: number): Slot {
+    const slot: Slot = { worker: new Worker(new URL(import.meta.url)), pending: new Map() };
+    const w = slot.worker;
+    w.unref(); // never what keeps the daemon alive
+    w.on('message', (a: Answer) => {
+      const p = slot.pending.get(a.id);
+      if (!p) return;
+      slot.pending.delete(a.id);
+      if ('res' in a) p.resolve(a.res);
+      else p.reject(new FsError(isErrno(a.errno) ? a.errno : 'EIO', a.message));
+    });
+    const gone = (why: string) => {
+      if (this.slots[k] === slot) this.slots[k] = undefined;
+      for (const p of slot.pending.values()) p.reject(new FsError('EIO', `brick io-thread ${why}`));
+      slot.pending.clear();
+    };
+    w.on('error', (e) => gone(`failed: ${e.message}`));
+    w.on('exit', (code) => gone(`exited with code ${code}`));
+    this.slots[k] = slot;
+    return slot;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const live = this.slots.filter((s): s is Slot => s !== undefined);
+    this.slots.fill(undefined);
+    for (const s of live) {
+      for (const p of s.pending.values()) p.reject(new FsError('EIO', 'brick io-threads closed'));
+      s.pending.clear();
+    }
+    await Promise.all(live.map((s) => s.worker.terminate()));
+  }
+}
