@@ -4,21 +4,24 @@
 // thread wake-ups of such a trip cost ten times the syscall. The work: xattrop's counter
 // arithmetic (read, add, write back, per name; the caller holds the xattr mutex of every name, so a
 // worker never races another writer), the attributes, gfid and asked-for xattrs of one entry
-// (lookup), and of all entries of a directory (readdirp). A worker runs one job at a time; an
+// (lookup), and of all entries of a directory (readdirp), and setattr (owner, mode, times). A worker runs one job at a time; an
 // entry without a gfid comes back without attributes and is finished on the event loop (which
 // assigns gfids). Only the event loop's side lives in the brick; the worker is this same module.
-import { lstatSync, readdirSync } from 'node:fs';
+import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { FsError, isErrno, toErrno } from '../common/errors.js';
 import { gfidFromBytes } from '../common/gfid.js';
 import type { Iatt } from '../common/types.js';
 import { GFID_XATTR, statToIatt } from './iatt.js';
+import { sys, type TimeSpec } from './syscalls.js';
 import { xgetSync, xlistSync, xsetSync } from './xattr.js';
 
 export interface CounterAdd { name: string; add: Buffer }
 export interface AddResult { outs: Buffer[]; gfid?: Buffer }
 /** An entry as a worker read it: iatt undefined when it has no gfid yet. */
 export interface EntryRead { name: string; iatt?: Iatt; xattrs: Record<string, Buffer> }
+/** A setattr without a size (a truncate stays on the event loop). */
+export interface AttrChange { uid?: number; gid?: number; mode?: number; atime?: TimeSpec; mtime?: TimeSpec }
 
 type Bytes = Uint8Array;
 const asBuffer = (u: Bytes) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -59,7 +62,24 @@ function entrySync(host: string, names: readonly string[], listFirst: boolean): 
   return { iatt: g && g.length === 16 ? statToIatt(st, gfidFromBytes(g)) : undefined, xattrs: namedSync(host, names, listFirst) };
 }
 
+/** The owner first (a chown clears set-id bits, and a mode given with it is the one wanted after),
+ *  then the mode (never of a symlink: chmod would follow it), then the times (to the nanosecond; a
+ *  time not asked for stays exactly as it was). */
+function setattrSync(host: string, path: string, a: AttrChange): Iatt | undefined {
+  if (a.uid !== undefined || a.gid !== undefined) lchownSync(host, a.uid ?? -1, a.gid ?? -1);
+  if (a.mode !== undefined) {
+    if (lstatSync(host).isSymbolicLink()) throw new FsError('EOPNOTSUPP', `cannot change the mode of symlink '${path}'`);
+    chmodSync(host, a.mode & 0o7777);
+  }
+  if (a.atime !== undefined || a.mtime !== undefined) {
+    if (!sys) throw new FsError('ENOSYS', 'no libc bindings in this thread');
+    sys.utimensatSync(host, a.atime ?? 'omit', a.mtime ?? 'omit');
+  }
+  return entrySync(host, [], false).iatt;
+}
+
 const WORK = {
+  setattr: (a: { host: string; path: string; change: AttrChange }) => setattrSync(a.host, a.path, a.change),
   xattrop: (a: { host: string; path: string; adds: { name: string; add: Bytes }[]; gfid: boolean }) => ({
     outs: addCountersSync(a.host, a.path, a.adds.map((x) => ({ name: x.name, add: asBuffer(x.add) }))).map(own),
     gfid: a.gfid ? (xgetSync(a.host, GFID_XATTR) ?? undefined) : undefined,
@@ -115,6 +135,12 @@ export class IoThreads {
   async xattrop(host: string, path: string, adds: readonly CounterAdd[], gfid = false): Promise<AddResult> {
     const r = (await this.run('xattrop', { host, path, adds, gfid })) as { outs: Bytes[]; gfid?: Bytes };
     return { outs: r.outs.map(asBuffer), gfid: r.gfid ? asBuffer(r.gfid) : undefined };
+  }
+
+  /** Owner, mode and times of host (volume path `path`) changed; its attributes after (undefined:
+   *  it has no gfid yet). Only where the event loop has the libc bindings too (`sys`). */
+  async setattr(host: string, path: string, change: AttrChange): Promise<Iatt | undefined> {
+    return (await this.run('setattr', { host, path, change })) as Iatt | undefined;
   }
 
   /** lstat, gfid and the asked-for xattrs (those present) of host. */

@@ -7,6 +7,7 @@ import type { Brick } from './brick.js';
 import { GFID_XATTR, iattOf } from './iatt.js';
 import { truncateOp } from './posix-file.js';
 import { setTimes } from './posix-special.js';
+import { sys } from './syscalls.js';
 import { xget, xlist, xremove, xset } from './xattr.js';
 import { AFR_PREFIX, INDEX_XATTR } from './heal-index.js';
 
@@ -15,6 +16,10 @@ export const XATTR_REPLACE = 2;
 
 export async function setattrOp(b: Brick, loc: { path: string }, attrs: SetattrArgs): Promise<Iatt> {
   const hp = await b.resolve(loc.path);
+  if (attrs.size === undefined && sys) {
+    const { uid, gid, mode, atime, mtime } = attrs;
+    return (await b.io.setattr(hp.host, loc.path, { uid, gid, mode, atime, mtime })) ?? iattOf(hp.host, hp.isRoot);
+  }
   // Steps that cannot disturb each other go at once (each step is a trip to the thread pool): the
   // owner (lchown never follows a link) alongside the lstat that tells a symlink, whose mode
   // cannot change; then the mode alongside the times (chmod leaves times, utimensat the mode).

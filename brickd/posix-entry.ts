@@ -64,15 +64,18 @@ export async function finishEntry(
   }
 }
 
+/** A lookup that asks for xattrs (replicate's changelog) is one job of an io-thread; a bare one
+ *  (an lstat and the gfid, two trips at once) costs no less here. */
 export async function lookup(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<LookupReply> {
   const hp = await b.resolve(loc.path);
-  const e = await b.io.entry(hp.host, xattrs ?? []);
+  if (!xattrs?.length) return { iatt: await iattOf(hp.host, hp.isRoot), xattrs: {} };
+  const e = await b.io.entry(hp.host, xattrs);
   return { iatt: e.iatt ?? (await iattOf(hp.host, hp.isRoot)), xattrs: e.xattrs };
 }
 
 export async function stat(b: Brick, loc: { path: string }): Promise<Iatt> {
   const hp = await b.resolve(loc.path);
-  return (await b.io.entry(hp.host, [])).iatt ?? iattOf(hp.host, hp.isRoot);
+  return iattOf(hp.host, hp.isRoot);
 }
 
 export async function readdirp(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<Dirent[]> {

@@ -28,6 +28,8 @@ export type TimeSpec = bigint | 'now' | 'omit';
 export interface Syscalls {
   /** Sets atime and mtime of path, never following a final symlink (AT_SYMLINK_NOFOLLOW). */
   utimensat(path: string, atime: TimeSpec, mtime: TimeSpec): Promise<void>;
+  /** utimensat on the calling thread (for a worker thread: never on the event loop). */
+  utimensatSync(path: string, atime: TimeSpec, mtime: TimeSpec): void;
   /** mknod(2) of path: mode carries the file type (S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK, S_IFREG);
    *  rdev is the Linux encoding of st_rdev (as stat reports it). Subject to the process umask. */
   mknodat(path: string, mode: number, rdev: number): Promise<void>;
@@ -114,12 +116,20 @@ function devT(rdev: number): bigint {
   return ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) | ((minor & 0xffffff00n) << 12n) | (minor & 0xffn);
 }
 
+function timespecs(atime: TimeSpec, mtime: TimeSpec): Buffer {
+  const times = Buffer.alloc(32);
+  putTimespec(times, 0, atime);
+  putTimespec(times, 16, mtime);
+  return times;
+}
+
 export const sys: Syscalls | undefined = fns && {
   utimensat(path, atime, mtime) {
-    const times = Buffer.alloc(32);
-    putTimespec(times, 0, atime);
-    putTimespec(times, 16, mtime);
-    return call(fns!.utimensat, `utimensat '${path}'`, [AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW]);
+    return call(fns!.utimensat, `utimensat '${path}'`, [AT_FDCWD, path, timespecs(atime, mtime), AT_SYMLINK_NOFOLLOW]);
+  },
+  utimensatSync(path, atime, mtime) {
+    const res = (fns!.utimensat as unknown as (...a: unknown[]) => number)(AT_FDCWD, path, timespecs(atime, mtime), AT_SYMLINK_NOFOLLOW);
+    if (res < 0) throw new FsError(errnoName(koffi!.errno()), `utimensat '${path}'`);
   },
   mknodat(path, mode, rdev) {
     return call(fns!.mknodat, `mknod '${path}'`, [AT_FDCWD, path, mode >>> 0, devT(rdev)]);

@@ -225,6 +225,14 @@ test('setattr sets mode, owner, size and times, and keeps what it omits', async 
   let st = await stat(host);
   t.is(st.uid, 3000);
   t.is(st.gid, 2000);
+  // Owner, set-uid mode and times in one call (tar's): the chown goes first (it clears set-id bits).
+  const all = await c.call('Setattr', {
+    loc: loc('/attrs'), valid: SETATTR.UID | SETATTR.MODE | SETATTR.MTIME, uid: 4000, mode: 0o4750, mtime_sec: 1_600_000_000, mtime_nsec: 7,
+  });
+  const sb = await stat(host, { bigint: true });
+  t.deepEqual([sb.uid, sb.mode & 0o7777n, sb.mtimeNs], [4000n, 0o4750n, 1_600_000_000_000_000_007n]);
+  t.deepEqual([all.iatt.uid, all.iatt.mode & 0o7777], [4000, 0o4750]);
+  await c.call('Setattr', { loc: loc('/attrs'), valid: SETATTR.UID | SETATTR.MODE, uid: 3000, mode: 0o640 });
   const res = await c.call('Setattr', { loc: loc('/attrs'), valid: SETATTR.SIZE, size: 10 });
   t.is(res.iatt.size, 10);
   t.is((await stat(host)).size, 10);
