@@ -3,10 +3,10 @@
 // those small calls (an lstat, one xattr) is its own trip to libuv's pool, and on a small VM the
 // thread wake-ups of such a trip cost ten times the syscall. The work: xattrop's counter
 // arithmetic (read, add, write back, per name; the caller holds the xattr mutex of every name, so a
-// worker never races another writer), the attributes, gfid and asked-for xattrs of one entry
-// (lookup), and of all entries of a directory (readdirp), and setattr (owner, mode, times). A worker runs one job at a time; an
-// entry without a gfid comes back without attributes and is finished on the event loop (which
-// assigns gfids). Only the event loop's side lives in the brick; the worker is this same module.
+// worker never races another writer); setattr's owner, mode and times; the attributes, gfid and
+// asked-for xattrs of one entry (lookup) and of all entries of a directory (readdirp). A worker
+// runs one job at a time; an entry without a gfid comes back without attributes and is finished
+// on the event loop (which assigns gfids). The worker is this same module.
 import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { FsError, isErrno, toErrno } from '../common/errors.js';
