@@ -23,7 +23,7 @@ export class Brick {
   readonly fds = new FdTable();
   readonly locks = new LockTable();
   readonly xattrMutex = new KeyedMutex();
-  /** Worker threads for xattrop, setattr, lookup with xattrs and readdirp. */
+  /** Worker threads for xattrop, setattr and readdirp. */
   readonly io = new IoThreads();
   /** The replicate heal index under .gfs/indices/xattrop/. */
   readonly index: HealIndex;

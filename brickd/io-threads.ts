@@ -4,9 +4,11 @@
 // thread wake-ups of such a trip cost ten times the syscall. The work: xattrop's counter
 // arithmetic (read, add, write back, per name; the caller holds the xattr mutex of every name, so a
 // worker never races another writer); setattr's owner, mode and times; the attributes, gfid and
-// asked-for xattrs of one entry (lookup) and of all entries of a directory (readdirp). A worker
-// runs one job at a time; an entry without a gfid comes back without attributes and is finished
-// on the event loop (which assigns gfids). The worker is this same module.
+// asked-for xattrs of all entries of a directory (readdirp). A job costs more than one pool trip
+// (a lookup's few reads at once stay on the event loop), less than a chain of them. A worker runs
+// one job at a time; an entry without a gfid comes back without attributes and is finished on the
+// event loop (which assigns gfids). Workers open no fds (Node closes a worker's own at its exit).
+// The worker is this same module.
 import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { FsError, isErrno, toErrno } from '../common/errors.js';
@@ -84,7 +86,6 @@ const WORK = {
     outs: addCountersSync(a.host, a.path, a.adds.map((x) => ({ name: x.name, add: asBuffer(x.add) }))).map(own),
     gfid: a.gfid ? (xgetSync(a.host, GFID_XATTR) ?? undefined) : undefined,
   }),
-  entry: (a: { host: string; names: string[] }) => entrySync(a.host, a.names, false),
   list: (a: { host: string; path: string; names: string[]; skip?: string }) => {
     if (!lstatSync(a.host).isDirectory()) throw new FsError('ENOTDIR', `'${a.path}' is not a directory`);
     const out: { name: string; iatt?: Iatt; xattrs: Record<string, Bytes> }[] = [];
@@ -143,13 +144,8 @@ export class IoThreads {
     return (await this.run('setattr', { host, path, change })) as Iatt | undefined;
   }
 
-  /** lstat, gfid and the asked-for xattrs (those present) of host. */
-  async entry(host: string, names: readonly string[]): Promise<Omit<EntryRead, 'name'>> {
-    const r = (await this.run('entry', { host, names })) as { iatt?: Iatt; xattrs: Record<string, Bytes> };
-    return { iatt: r.iatt, xattrs: fromWire(r.xattrs) };
-  }
-
-  /** Every entry of directory host (volume path `path`) but `skip`, as entry() reads one. */
+  /** Every entry of directory host (volume path `path`) but `skip`: attributes, gfid, the asked-for
+   *  xattrs that exist. */
   async list(host: string, path: string, names: readonly string[], skip?: string): Promise<EntryRead[]> {
     const r = (await this.run('list', { host, path, names, skip })) as { name: string; iatt?: Iatt; xattrs: Record<string, Bytes> }[];
     return r.map((e) => ({ name: e.name, iatt: e.iatt, xattrs: fromWire(e.xattrs) }));

@@ -8,7 +8,7 @@ import { isDir } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { PRIVATE_DIR, type HostPath } from './confine.js';
 import { GFID_XATTR, checkGfid, creatingEntry, iattOf, statToIatt, writeGfid } from './iatt.js';
-import { xset } from './xattr.js';
+import { xget, xset } from './xattr.js';
 import { mapBounded } from '../common/concurrency.js';
 
 const S_ISGID = 0o2000;
@@ -28,6 +28,14 @@ export async function newOwner(ctx: Ctx, parent: string): Promise<NewOwner | und
   const st = await lstat(parent);
   if (st.mode & S_ISGID) return { uid: ctx.uid, gid: st.gid, setgid: true };
   return { uid: ctx.uid, gid: ctx.gid, setgid: false };
+}
+
+/** The asked-for xattrs of host that exist (each read a trip to libuv's pool: all at once). */
+async function readNamed(host: string, names: readonly string[]): Promise<Record<string, Buffer>> {
+  const values = await Promise.all(names.map((n) => xget(host, n)));
+  const out: Record<string, Buffer> = {};
+  names.forEach((n, i) => { if (values[i]) out[n] = values[i]!; });
+  return out;
 }
 
 /** The CreateArgs xattrs, after the gfid; a gfid in them is refused (it comes from args.gfid). */
@@ -64,13 +72,12 @@ export async function finishEntry(
   }
 }
 
-/** A lookup that asks for xattrs (replicate's changelog) is one job of an io-thread; a bare one
- *  (an lstat and the gfid, two trips at once) costs no less here. */
 export async function lookup(b: Brick, loc: { path: string }, xattrs?: string[]): Promise<LookupReply> {
   const hp = await b.resolve(loc.path);
-  if (!xattrs?.length) return { iatt: await iattOf(hp.host, hp.isRoot), xattrs: {} };
-  const e = await b.io.entry(hp.host, xattrs);
-  return { iatt: e.iatt ?? (await iattOf(hp.host, hp.isRoot)), xattrs: e.xattrs };
+  // The xattrs alongside the attributes (a missing file's read as absent; its lstat fails). A few
+  // small calls cost less here than one io-thread job.
+  const [iatt, named] = await Promise.all([iattOf(hp.host, hp.isRoot), readNamed(hp.host, xattrs ?? [])]);
+  return { iatt, xattrs: named };
 }
 
 export async function stat(b: Brick, loc: { path: string }): Promise<Iatt> {
