@@ -1,7 +1,7 @@
 // Direct libc calls for what Node's fs cannot do: utimensat(2) to the nanosecond (with UTIME_NOW /
 // UTIME_OMIT), mknodat(2) for FIFOs, devices and socket inodes, fallocate(2) with its modes. Made
-// through koffi, always asynchronously (each call runs on a libuv worker thread, never blocking the
-// event loop), at most MAX_IN_FLIGHT at once, the rest queued here (koffi throws when its own queue
+// through koffi, asynchronously from the event loop (each call runs on a libuv worker thread, never
+// blocking it; utimensatSync is for the brick's io-threads only), at most MAX_IN_FLIGHT at once, the rest queued here (koffi throws when its own queue
 // is full). koffi keeps the worker's errno and restores it for the callback, so koffi.errno() read
 // there is the call's own. A failure is an FsError with the errno's symbolic name.
 // When koffi or libc cannot be loaded (another platform), `sys` is undefined and callers keep their
