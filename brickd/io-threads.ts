@@ -32,7 +32,7 @@ const own = (b: Buffer) => new Uint8Array(b);
 
 /** xattrop: host (volume path `path`) must exist (ENOENT otherwise); each name gets add added, as
  *  int32s. */
-export function addCountersSync(host: string, path: string, adds: readonly CounterAdd[]): Buffer[] {
+function addCountersSync(host: string, path: string, adds: readonly CounterAdd[]): Buffer[] {
   lstatSync(host); // a missing file's xattrs read as absent: name it
   return adds.map(({ name, add }) => {
     const cur = xgetSync(host, name) ?? Buffer.alloc(add.length);
@@ -44,12 +44,12 @@ export function addCountersSync(host: string, path: string, adds: readonly Count
   });
 }
 
-/** The asked-for xattrs of host that exist; with `listFirst`, one listxattr decides which to read
- *  (most asked-for names of a listing, security.* and ACLs, are absent on most entries). */
-function namedSync(host: string, names: readonly string[], listFirst: boolean): Record<string, Bytes> {
+/** The asked-for xattrs of host that exist; for three names or more one listxattr decides which
+ *  to read (most asked-for names of a listing, security.* and ACLs, are absent on most entries). */
+function namedSync(host: string, names: readonly string[]): Record<string, Bytes> {
   const out: Record<string, Bytes> = {};
   if (!names.length) return out;
-  const have = listFirst && names.length >= 3 ? new Set(xlistSync(host)) : undefined;
+  const have = names.length >= 3 ? new Set(xlistSync(host)) : undefined;
   for (const n of names) {
     if (have && !have.has(n)) continue;
     const v = xgetSync(host, n);
@@ -58,10 +58,10 @@ function namedSync(host: string, names: readonly string[], listFirst: boolean): 
   return out;
 }
 
-function entrySync(host: string, names: readonly string[], listFirst: boolean): { iatt?: Iatt; xattrs: Record<string, Bytes> } {
+function entrySync(host: string, names: readonly string[]): { iatt?: Iatt; xattrs: Record<string, Bytes> } {
   const st = lstatSync(host, { bigint: true });
   const g = xgetSync(host, GFID_XATTR);
-  return { iatt: g && g.length === 16 ? statToIatt(st, gfidFromBytes(g)) : undefined, xattrs: namedSync(host, names, listFirst) };
+  return { iatt: g && g.length === 16 ? statToIatt(st, gfidFromBytes(g)) : undefined, xattrs: namedSync(host, names) };
 }
 
 /** The owner first (a chown clears set-id bits, and a mode given with it is the one wanted after),
@@ -77,7 +77,7 @@ function setattrSync(host: string, path: string, a: AttrChange): Iatt | undefine
     if (!sys) throw new FsError('ENOSYS', 'no libc bindings in this thread');
     sys.utimensatSync(host, a.atime ?? 'omit', a.mtime ?? 'omit');
   }
-  return entrySync(host, [], false).iatt;
+  return entrySync(host, []).iatt;
 }
 
 const WORK = {
@@ -92,7 +92,7 @@ const WORK = {
     for (const name of readdirSync(a.host)) {
       if (name === a.skip) continue;
       try {
-        out.push({ name, ...entrySync(`${a.host}/${name}`, a.names, true) });
+        out.push({ name, ...entrySync(`${a.host}/${name}`, a.names) });
       } catch (err) {
         if ((err as { code?: string }).code !== 'ENOENT') throw err; // removed meanwhile: left out
       }
