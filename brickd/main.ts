@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // gfs-brickd: serves one brick of a volume over gRPC (GlusterFS's glusterfsd + posix translator).
+import '../common/gc.js'; // first: how the heap is marked
 import { writeFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../common/log.js';

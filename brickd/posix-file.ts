@@ -2,6 +2,7 @@
 // flush, fsync, release and POSIX locks. Opens never follow a final symlink (O_NOFOLLOW).
 import { constants, fstatSync } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
+import { BULK_MIN, bulkBuffers } from '../common/buffers.js';
 import { FsError } from '../common/errors.js';
 import { FLOCK_OWNER_PREFIX, isFlockOwner, type CreateArgs, type Ctx, type Flock, type Iatt, type LockCmd } from '../common/types.js';
 import type { Brick } from './brick.js';
@@ -100,7 +101,8 @@ export async function readOp(b: Brick, fd: number, offset: number, size: number)
   const f = b.fds.get(fd);
   if (!readable(f)) throw new FsError('EBADF', `fd ${fd} is not open for reading`);
   if (size > MAX_IO) throw new FsError('EINVAL', `read of ${size} bytes exceeds the ${MAX_IO}-byte limit per call`);
-  const buf = Buffer.allocUnsafe(size);
+  // A large read's buffer is pooled: the Session gives it back once the reply is encoded.
+  const buf = size >= BULK_MIN ? bulkBuffers.take(size) : Buffer.allocUnsafe(size);
   let got = 0;
   while (got < size) {
     const { bytesRead } = await f.fh.read(buf, got, size - got, offset + got);

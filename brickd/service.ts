@@ -2,8 +2,10 @@
 // one table of handlers that convert brick.proto messages to and from the posix-* operations.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { bulkBuffers } from '../common/buffers.js';
 import { FsError, toErrno, toFsError } from '../common/errors.js';
 import { profileAdd, profileEnabled } from '../common/profile.js';
+import { encodeSession } from '../common/proto.js';
 import type { CreateArgs, Ctx, Flock, LockCmd, LockType } from '../common/types.js';
 import { MD, authError, ctxFromMetadata, iattToWire, setattrFromWire, toGrpcError, type WireSetattr } from '../common/wire.js';
 import type { Brick } from './brick.js';
@@ -286,7 +288,13 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         (err: FsError) => ({ id, errno: err.errno, message: err.message, pre_failed: preFailed }),
       ).then((reply) => {
         if (!running.delete(id)) return; // the stream went away
-        if (!closed) call.write(reply);
+        if (!closed) {
+          const sent = encodeSession('res', reply);
+          // Encoded: a read's data buffer is free again, the message once the stream has copied it.
+          const data = field === 'read' ? (reply as { read?: { data?: Buffer } }).read?.data : undefined;
+          if (data) bulkBuffers.give(data);
+          call.write(sent, () => bulkBuffers.give(sent));
+        }
         finish();
       });
     });

@@ -3,6 +3,7 @@
 // serving it (as mount.glusterfs); -N keeps it in the foreground. The daemon exits when the file
 // system is unmounted (umount, fusermount -u) or on SIGTERM/SIGINT, unmounting first.
 import './bridge/kernel/threadpool.js'; // first: sizes libuv's pool before anything uses it
+import '../common/gc.js';
 import { fork } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';

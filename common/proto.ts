@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { BULK_MIN, bulkBuffers } from './buffers.js';
 
 // 64-bit fields as plain numbers (what longs: Number made of them anyway), so a decoded message is
 // usable as it is: no Long objects, no conversion pass.
@@ -83,16 +84,35 @@ export function newServer(options: grpc.ServerOptions = SERVER_OPTIONS): grpc.Se
 
 const cache = new Map<string, grpc.GrpcObject>();
 
+/** A protobufjs writer whose large outputs come from the bulk pool (finish() allocates through
+ *  the writer's class). */
+class BulkWriter extends protobuf.BufferWriter {
+  static alloc(size: number): Buffer {
+    return size >= BULK_MIN ? bulkBuffers.take(size) : Buffer.allocUnsafe(size);
+  }
+}
+
 /** Encodes a plain object of the right shape directly; one that needs conversion (a number given
- *  for a string field, say) goes through fromObject as proto-loader would. */
+ *  for a string field, say) goes through fromObject as proto-loader would. A Buffer is a message
+ *  encoded already (encodeSession), passed as it is. */
 function encoder(t: protobuf.Type): (o: object) => Buffer {
   return (o) => {
+    if (Buffer.isBuffer(o)) return o;
     try {
-      return t.encode(o).finish() as Buffer;
+      return t.encode(o, new BulkWriter()).finish() as Buffer;
     } catch {
-      return t.encode(t.fromObject(o as Record<string, unknown>)).finish() as Buffer;
+      return t.encode(t.fromObject(o as Record<string, unknown>), new BulkWriter()).finish() as Buffer;
     }
   };
+}
+
+let sessionTypes: { req: protobuf.Type; res: protobuf.Type } | undefined;
+
+/** A Session message (FopRequest or FopReply) encoded now, for writing to its stream as it is. A
+ *  large one is in a buffer of bulkBuffers: its writer gives it back once the stream has copied it. */
+export function encodeSession(kind: 'req' | 'res', msg: object): Buffer {
+  loadProto('brick');
+  return encoder(sessionTypes![kind])(msg);
 }
 
 /** The Session stream carries every file operation, so its messages skip proto-loader's
@@ -104,6 +124,7 @@ function fastSession(def: protoLoader.PackageDefinition): void {
   const root = new protobuf.Root().loadSync(join(protoDir(), 'brick.proto'), { keepCase: true });
   const req = root.lookupType('gfs.brick.FopRequest');
   const res = root.lookupType('gfs.brick.FopReply');
+  sessionTypes = { req, res };
   Object.assign(session, {
     requestSerialize: encoder(req), requestDeserialize: (b: Buffer) => req.decode(b),
     responseSerialize: encoder(res), responseDeserialize: (b: Buffer) => res.decode(b),

@@ -1,7 +1,7 @@
 // Unit tests of the performance translators over an in-memory brick: what they cache, what they
 // delay, and that every change made through them is seen by the next operation.
 import test from 'ava';
-import { donate } from '../common/buffers.js';
+import { BufferPool, bulkBuffers, donate } from '../common/buffers.js';
 import { FsError } from '../common/errors.js';
 import { PassThrough, type Xlator } from '../common/fops.js';
 import { newGfid } from '../common/gfid.js';
@@ -498,6 +498,47 @@ test('write-behind copies a caller\'s buffer but keeps a donated one', async (t)
   const d = mem.names.get('/d')!.data;
   t.is(String(d.subarray(0, 4)), 'aaaa');
   t.is(String(d.subarray(100, 104)), 'cccc');
+});
+
+test('a buffer pool lends up to its capacity, takes back only its own buffers, once, and keeps a bounded number', (t) => {
+  const pool = new BufferPool(1024, 2);
+  const a = pool.take(1000);
+  t.is(a.length, 1000);
+  t.is(a.buffer.byteLength, 1024);
+  pool.give(a.subarray(10, 20)); // a slice names the same buffer
+  pool.give(a); // twice: ignored
+  const b = pool.take(500);
+  t.is(b.buffer, a.buffer);
+  const c2 = pool.take(500);
+  t.not(c2.buffer, a.buffer); // a was lent once, not twice
+  pool.give(Buffer.alloc(1024)); // not the pool's: ignored
+  t.not(pool.take(1024).buffer, c2.buffer);
+  const big = pool.take(4096); // beyond capacity: a buffer of its own, never pooled
+  t.is(big.length, 4096);
+  pool.give(big);
+  const [x, y, z] = [pool.take(1), pool.take(1), pool.take(1)];
+  for (const u of [x, y, z]) pool.give(u);
+  const again = [pool.take(1), pool.take(1), pool.take(1)].map((u) => u.buffer);
+  t.is(again.filter((ab) => ab === x.buffer || ab === y.buffer || ab === z.buffer).length, 2); // two kept idle
+});
+
+test.serial('write-behind gives a donated bulk buffer back to the pool once the child wrote it, not before', async (t) => {
+  const { mem, spy, top } = stack((ch) => new WriteBehind('wb', {}, [ch]));
+  const fd = await file(top, '/bulk');
+  const data = donate(bulkBuffers.take(512 * 1024).fill(7));
+  let release!: () => void;
+  spy.hold = new Promise((r) => { release = r; });
+  await top.write(c, fd, 0, data); // answered at once, written behind
+  const meanwhile = bulkBuffers.take(512 * 1024);
+  t.not(meanwhile.buffer, data.buffer); // still lent: the child has not written it
+  bulkBuffers.give(meanwhile);
+  release();
+  spy.hold = undefined;
+  await top.flush(c, fd);
+  t.true(mem.names.get('/bulk')!.data.subarray(0, 512 * 1024).every((v) => v === 7));
+  const taken = [bulkBuffers.take(512 * 1024), bulkBuffers.take(512 * 1024)];
+  t.true(taken.some((b) => b.buffer === data.buffer)); // back in the pool
+  for (const b of taken) bulkBuffers.give(b);
 });
 
 // --- read-ahead ---

@@ -2,6 +2,7 @@
 // replies and notifications. Protocol transport only: what a request means is the session's business.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, read, write, writevSync } from 'node:fs';
+import { bulkBuffers } from '../../../common/buffers.js';
 import { IN_HEADER_SIZE, OUT_HEADER_SIZE, outHeader } from './abi.js';
 
 export interface MountRequest {
@@ -66,8 +67,9 @@ export class FuseDevice {
         if (n < IN_HEADER_SIZE) { next(); return; }
         let kept = false;
         onRequest(buf.subarray(0, n), () => { kept = true; });
-        // A handler that keeps the buffer (WRITE data) owns it now; read the next request into a new one.
-        if (kept) buf = Buffer.allocUnsafeSlow(this.bufSize);
+        // A handler that keeps the buffer (WRITE data) owns it now; read the next request into another
+        // (from the bulk pool, where write-behind returns a kept one once its data is written).
+        if (kept) buf = bulkBuffers.take(this.bufSize);
         next();
       });
     };

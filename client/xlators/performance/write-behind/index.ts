@@ -11,7 +11,7 @@
 // anything that could observe it: a read overlapping it, fstat/stat/lookup of the file,
 // truncate, locks, and the multi-entry operations (readdirp, rename, link). A background write
 // that failed is reported by the next write, fsync or flush (close) of the fd that wrote it.
-import { ownCopy } from '../../../../common/buffers.js';
+import { bulkBuffers, ownCopy } from '../../../../common/buffers.js';
 import { FsError, toFsError } from '../../../../common/errors.js';
 import { PassThrough, type Xlator } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
@@ -133,6 +133,9 @@ export class WriteBehind extends PassThrough implements Xlator {
         const s = this.state(g.fd);
         s.error ??= toFsError(e);
       } finally {
+        // Every layer below waits for all of its child writes, so nothing reads the data now: a
+        // donated buffer from the bulk pool (a large FUSE WRITE's) goes back to it.
+        for (const b of g.bufs) bulkBuffers.give(b);
         f.flights.delete(flight);
         f.bytes -= flight.len;
         this.settle(f);

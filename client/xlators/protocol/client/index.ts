@@ -6,7 +6,8 @@ import { FsError, isErrno, type Errno } from '../../../../common/errors.js';
 import { PassThrough, type Xlator } from '../../../../common/fops.js';
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
-import { brickService, mgmtService, CHANNEL_OPTIONS } from '../../../../common/proto.js';
+import { bulkBuffers } from '../../../../common/buffers.js';
+import { brickService, encodeSession, mgmtService, CHANNEL_OPTIONS } from '../../../../common/proto.js';
 import { profileAdd, profileEnabled } from '../../../../common/profile.js';
 import {
   ctxToMetadata, fromGrpcError, iattFromWire, setattrToWire, type WireIatt,
@@ -37,10 +38,15 @@ interface Options {
 const RELEASE_DELAY_MS = 10;
 
 /** A Session request awaiting its reply: settle once, with the error or the reply's message. */
+const EMPTY = Buffer.alloc(0);
+
 interface Pending {
   method: string;
   deadline: number;
   settle(err: FsError | null, res?: unknown, cancel?: boolean): void;
+  /** The encoded request: a bulk buffer goes back to its pool when the brick's reply arrives
+   *  (the stream has sent it by then; after a timeout or a broken stream it is left to the GC). */
+  sent: Buffer;
 }
 
 /** A Session reply as proto-loader decodes it: res names the oneof field that is set. */
@@ -336,6 +342,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     stream.on('data', (r: FopReply) => {
       const p = s.pending.get(Number(r.id));
       if (!p) return;
+      bulkBuffers.give(p.sent);
       if (r.errno) {
         const errno = isErrno(r.errno) ? (r.errno as Errno) : 'EIO';
         const e = new FsError(errno, `${p.method} on ${this.brick}: ${r.message.replace(/^E[A-Z0-9]+: /, '')}`);
@@ -380,6 +387,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
       const fail = (e: FsError) => p.settle(e, undefined, true);
       const p: Pending = {
         method,
+        sent: EMPTY,
         deadline: Date.now() + timeoutMs,
         settle: (err, res, cancel = false) => {
           if (!s.pending.delete(id)) return;
@@ -397,7 +405,13 @@ export class ProtocolClient extends PassThrough implements Xlator {
       const pre = ctx.pre?.map((x) => ({ loc: ProtocolClient.wloc(x.loc), name: x.name, add: x.add }));
       const lock = ctx.lock && { loc: ProtocolClient.wloc(ctx.lock.loc), cmd: 'setlk', lock: toWireFlock(ctx.lock.lock) };
       const released = this.takeReleases();
-      s.stream.write({ id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, released, [method.toLowerCase()]: req });
+      try {
+        p.sent = encodeSession('req', { id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, released, [method.toLowerCase()]: req });
+      } catch (e) {
+        p.settle(new FsError('EINVAL', `${method} on ${this.brick}: cannot encode the request: ${(e as Error).message}`));
+        return;
+      }
+      s.stream.write(p.sent);
     });
   }
 
