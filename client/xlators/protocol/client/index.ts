@@ -37,9 +37,9 @@ interface Options {
 /** How long a closed fd waits for a request to ride on before its close goes alone. */
 const RELEASE_DELAY_MS = 10;
 
-/** A Session request awaiting its reply: settle once, with the error or the reply's message. */
 const EMPTY = Buffer.alloc(0);
 
+/** A Session request awaiting its reply: settle once, with the error or the reply's message. */
 interface Pending {
   method: string;
   deadline: number;
