@@ -285,12 +285,14 @@ test('nl-cache trusts no listing while a brick below is down (child-down), and l
 });
 
 test('nl-cache: names made by another client show after the timeout; a lookup after expiry reaches the child', async (t) => {
-  const { mem, spy, top } = nlStack({ timeout: '200ms' });
+  // A timeout of seconds: the steps "within" it take microseconds, but a loaded CI machine once
+  // took more than 200 ms between them.
+  const { mem, spy, top } = nlStack({ timeout: '2s' });
   await top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
   await mem.create(c, { path: '/d/theirs' }, 2, args()); // straight on the brick: another client
   await t_enoent(top.lookup(c, { path: '/d/theirs' }));
   t.is(spy.named('lookup', /^\/d\/theirs$/), 0, 'within the timeout the list is trusted');
-  await sleep(300);
+  await sleep(2300);
   t.truthy((await top.lookup(c, { path: '/d/theirs' })).iatt);
   t.is(spy.named('lookup', /^\/d\/theirs$/), 1);
   await t_enoent(top.lookup(c, { path: '/d/missing' }));
@@ -298,10 +300,10 @@ test('nl-cache: names made by another client show after the timeout; a lookup af
 });
 
 test('nl-cache: a burst of creates outlasting the timeout lists the directory again once, and misses stay local', async (t) => {
-  const { mem, spy, nl, top } = nlStack({ timeout: '200ms' });
+  const { mem, spy, nl, top } = nlStack({ timeout: '2s' }); // seconds, as above
   await top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
   for (let i = 0; i < 5; i++) await kernelCreate(top, `/d/f${i}`);
-  await sleep(300); // expired
+  await sleep(2300); // expired
   await mem.create(c, { path: '/d/theirs' }, 2, args()); // another client's
   let go!: () => void;
   spy.holdOp = 'readdirp';
