@@ -1,0 +1,41 @@
+// The brick's io-threads when a worker dies: its jobs in flight fail with EIO (none hangs, none is
+// answered twice), the next job starts a new worker, and after close() nothing runs.
+import test from 'ava';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { FsError } from '../common/errors.js';
+import { IoThreads } from '../brickd/io-threads.js';
+
+/** The workers of io, reached into: the only way to kill one as a crash would. */
+const workers = (io: IoThreads) => ((io as unknown as { slots: ({ worker: Worker } | undefined)[] }).slots).map((s) => s?.worker);
+
+test('a dead io-thread fails its jobs in flight with EIO; the next job gets a new worker', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'gfs-test-iothreads-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const dir = join(root, 'd');
+  await mkdir(dir);
+  // Enough entries that a listing is still running when its worker is killed.
+  for (let i = 0; i < 4000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => writeFile(join(dir, `f${i + j}`), '')));
+  const io = new IoThreads();
+  t.teardown(() => io.close());
+  t.is((await io.list(dir, '/d', [])).length, 4000); // starts worker 0
+  const first = workers(io)[0]!;
+  const inFlight = Array.from({ length: 3 }, () => io.list(dir, '/d', []).then(() => 'answered', (e: unknown) => e));
+  await first.terminate();
+  const outcomes = await Promise.all(inFlight);
+  const failed = outcomes.filter((o): o is FsError => o instanceof FsError);
+  t.true(failed.length >= 1, 'the killed worker had jobs in flight');
+  for (const e of failed) {
+    t.is(e.errno, 'EIO');
+    t.regex(e.message, /brick io-thread exited/);
+  }
+  t.true(outcomes.every((o) => o === 'answered' || o instanceof FsError));
+  // Served again, by a worker that is not the dead one.
+  t.is((await io.list(dir, '/d', [], 'f0')).length, 3999);
+  t.false(workers(io).includes(first));
+  await io.close();
+  const after = await io.list(dir, '/d', []).then(() => null, (e: unknown) => e);
+  t.true(after instanceof FsError && after.errno === 'EIO' && /closed/.test(after.message));
+});
