@@ -5,7 +5,19 @@ import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
 import { BULK_MIN, bulkBuffers } from './buffers.js';
+
+// grpc-js's own modules for sendFramedAsIs (not part of its API: absent, nothing is patched).
+const grpcModule = (name: string): unknown => {
+  try {
+    return createRequire(createRequire(import.meta.url).resolve('@grpc/grpc-js'))(name);
+  } catch {
+    return undefined;
+  }
+};
+const compression = grpcModule('./compression-filter.js');
+const serverCalls = grpcModule('./server-interceptors.js');
 
 // 64-bit fields as plain numbers (what longs: Number made of them anyway), so a decoded message is
 // usable as it is: no Long objects, no conversion pass.
@@ -84,13 +96,56 @@ export function newServer(options: grpc.ServerOptions = SERVER_OPTIONS): grpc.Se
 
 const cache = new Map<string, grpc.GrpcObject>();
 
-/** A protobufjs writer whose large outputs come from the bulk pool (finish() allocates through
- *  the writer's class). */
+/** gRPC's prefix of every message on the wire: a compressed flag and the length. */
+const PREFIX = 5;
+
+/** Large messages encoded behind room for their gRPC prefix, filled in: grpc-js sends them as they
+ *  are (sendFramedAsIs) instead of copying each into a prefixed buffer of its own. */
+const framed = new WeakSet<Buffer>();
+
+const withPrefix = (m: Buffer) => Buffer.from(m.buffer, m.byteOffset - PREFIX, m.length + PREFIX);
+
+/** A protobufjs writer whose large outputs come from the bulk pool, prefixed (finish() allocates
+ *  through the writer's class). */
 class BulkWriter extends protobuf.BufferWriter {
   static alloc(size: number): Buffer {
-    return size >= BULK_MIN ? bulkBuffers.take(size) : Buffer.allocUnsafe(size);
+    if (size < BULK_MIN) return Buffer.allocUnsafe(size);
+    const b = bulkBuffers.take(size + PREFIX);
+    b[0] = 0; // not compressed
+    b.writeUInt32BE(size, 1);
+    const m = b.subarray(PREFIX);
+    framed.add(m);
+    return m;
   }
 }
+
+/** Where a message is one of ours with its prefix in place, grpc-js sends it as it is: on the client
+ *  in the compression filter (uncompressed channels only), on the server where it prefixes replies.
+ *  Saves a copy of every bulk message (a MiB per WRITE per brick in the mount, per READ in a brick).
+ *  Reaches into grpc-js internals; without them messages are copied as before. */
+function sendFramedAsIs(): void {
+  type Sent = { message: Buffer; flags?: number };
+  const cf = (compression as { CompressionFilter?: { prototype: Record<string, unknown> } }).CompressionFilter?.prototype;
+  const send = cf?.sendMessage as ((this: unknown, m: Promise<Sent>) => Promise<Sent>) | undefined;
+  if (cf && send) {
+    cf.sendMessage = async function (this: { currentCompressionAlgorithm?: string; maxSendMessageLength?: number }, message: Promise<Sent>) {
+      const m = await message;
+      const max = this.maxSendMessageLength ?? -1;
+      if (framed.has(m.message) && this.currentCompressionAlgorithm === 'identity' && (max === -1 || m.message.length <= max)) {
+        return { message: withPrefix(m.message), flags: m.flags };
+      }
+      return send.call(this, Promise.resolve(m));
+    };
+  }
+  const sc = (serverCalls as { BaseServerInterceptingCall?: { prototype: Record<string, unknown> } }).BaseServerInterceptingCall?.prototype;
+  const serialize = sc?.serializeMessage as ((this: unknown, v: unknown) => Buffer) | undefined;
+  if (sc && serialize) {
+    sc.serializeMessage = function (this: unknown, value: unknown) {
+      return Buffer.isBuffer(value) && framed.has(value) ? withPrefix(value) : serialize.call(this, value);
+    };
+  }
+}
+sendFramedAsIs();
 
 /** Encodes a plain object of the right shape directly; one that needs conversion (a number given
  *  for a string field, say) goes through fromObject as proto-loader would. A Buffer is a message
@@ -109,7 +164,8 @@ function encoder(t: protobuf.Type): (o: object) => Buffer {
 let sessionTypes: { req: protobuf.Type; res: protobuf.Type } | undefined;
 
 /** A Session message (FopRequest or FopReply) encoded now, for writing to its stream as it is. A
- *  large one is in a buffer of bulkBuffers: its writer gives it back once the stream has copied it. */
+ *  large one is in a buffer of bulkBuffers (behind its gRPC prefix): its writer gives it back once
+ *  the stream has sent it. */
 export function encodeSession(kind: 'req' | 'res', msg: object): Buffer {
   loadProto('brick');
   return encoder(sessionTypes![kind])(msg);
