@@ -290,7 +290,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         if (!running.delete(id)) return; // the stream went away
         if (!closed) {
           const sent = encodeSession('res', reply);
-          // Encoded: a read's data buffer is free again, the message once the stream has copied it.
+          // Encoded: a read's data buffer is free again, the message once the stream has sent it.
           const data = field === 'read' ? (reply as { read?: { data?: Buffer } }).read?.data : undefined;
           if (data) bulkBuffers.give(data);
           call.write(sent, () => bulkBuffers.give(sent));
