@@ -21,13 +21,17 @@ export function ownCopy(buf: Buffer): Buffer {
 export class BufferPool {
   private readonly free: ArrayBuffer[] = [];
   private readonly lent = new WeakSet<ArrayBuffer>();
+  private lastTake = 0;
+  private trim?: NodeJS.Timeout;
 
-  /** Buffers of `capacity` bytes, at most `keep` of them idle. */
-  constructor(readonly capacity: number, private readonly keep: number) {}
+  /** Buffers of `capacity` bytes, at most `keep` of them idle, dropped once none was taken for
+   *  idleMs (a node with many bricks should not hold each one's pool after a burst). */
+  constructor(readonly capacity: number, private readonly keep: number, private readonly idleMs = 30_000) {}
 
   /** size bytes, uninitialised: pooled up to capacity, a fresh buffer beyond it. */
   take(size: number): Buffer<ArrayBuffer> {
     if (size > this.capacity) return Buffer.allocUnsafeSlow(size);
+    this.lastTake = performance.now();
     const ab = this.free.pop() ?? new ArrayBuffer(this.capacity);
     this.lent.add(ab);
     return Buffer.from(ab, 0, size);
@@ -39,6 +43,19 @@ export class BufferPool {
     const ab = buf.buffer as ArrayBuffer;
     if (!this.lent.delete(ab)) return;
     if (this.free.length < this.keep) this.free.push(ab);
+    this.trim ??= setTimeout(() => this.trimIdle(), this.idleMs).unref();
+  }
+
+  /** Idle buffers held now (for tests and profiles). */
+  get idle(): number {
+    return this.free.length;
+  }
+
+  private trimIdle(): void {
+    this.trim = undefined;
+    const quiet = performance.now() - this.lastTake;
+    if (quiet >= this.idleMs) this.free.length = 0;
+    else if (this.free.length) this.trim = setTimeout(() => this.trimIdle(), this.idleMs - quiet).unref();
   }
 }
 

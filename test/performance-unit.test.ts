@@ -524,6 +524,17 @@ test('a buffer pool lends up to its capacity, takes back only its own buffers, o
   t.is(again.filter((ab) => ab === x.buffer || ab === y.buffer || ab === z.buffer).length, 2); // two kept idle
 });
 
+test('a buffer pool lets its idle buffers go once none was taken for its idle time', async (t) => {
+  const pool = new BufferPool(1024, 4, 50);
+  const lent = [pool.take(10), pool.take(10), pool.take(10)];
+  for (const b of lent) pool.give(b);
+  t.is(pool.idle, 3);
+  const deadline = Date.now() + 10_000; // waits for the timer, however slow the machine
+  while (pool.idle > 0 && Date.now() < deadline) await sleep(20);
+  t.is(pool.idle, 0);
+  t.false(lent.some((b) => b.buffer === pool.take(10).buffer)); // a fresh one
+});
+
 test.serial('write-behind gives a donated bulk buffer back to the pool once the child wrote it, not before', async (t) => {
   const { mem, spy, top } = stack((ch) => new WriteBehind('wb', {}, [ch]));
   const fd = await file(top, '/bulk');
