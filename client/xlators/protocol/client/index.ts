@@ -37,8 +37,6 @@ interface Options {
 /** How long a closed fd waits for a request to ride on before its close goes alone. */
 const RELEASE_DELAY_MS = 10;
 
-const EMPTY = Buffer.alloc(0);
-
 /** A Session request awaiting its reply: settle once, with the error or the reply's message. */
 interface Pending {
   method: string;
@@ -46,7 +44,7 @@ interface Pending {
   settle(err: FsError | null, res?: unknown, cancel?: boolean): void;
   /** The encoded request: a bulk buffer goes back to its pool when the brick's reply arrives
    *  (the stream has sent it by then; after a timeout or a broken stream it is left to the GC). */
-  sent: Buffer;
+  sent?: Buffer;
 }
 
 /** A Session reply as proto-loader decodes it: res names the oneof field that is set. */
@@ -342,7 +340,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     stream.on('data', (r: FopReply) => {
       const p = s.pending.get(Number(r.id));
       if (!p) return;
-      bulkBuffers.give(p.sent);
+      if (p.sent) bulkBuffers.give(p.sent);
       if (r.errno) {
         const errno = isErrno(r.errno) ? (r.errno as Errno) : 'EIO';
         const e = new FsError(errno, `${p.method} on ${this.brick}: ${r.message.replace(/^E[A-Z0-9]+: /, '')}`);
@@ -387,7 +385,6 @@ export class ProtocolClient extends PassThrough implements Xlator {
       const fail = (e: FsError) => p.settle(e, undefined, true);
       const p: Pending = {
         method,
-        sent: EMPTY,
         deadline: Date.now() + timeoutMs,
         settle: (err, res, cancel = false) => {
           if (!s.pending.delete(id)) return;
