@@ -54,6 +54,12 @@ class Spy extends PassThrough {
 const clock = () => BigInt(Date.now()) * 1_000_000n;
 const stamp = (i: Iatt): Iatt => ({ ...i, ctime: clock(), mtime: clock() });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits until cond holds or 5 s passed: a timer of a few ms can fire much later on a loaded
+ *  machine, so a test never trusts a fixed sleep for something that must happen. */
+async function until(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond() && Date.now() < deadline) await sleep(5);
+}
 
 function stack<T extends Xlator>(make: (child: Xlator) => T) {
   const mem = new MemXlator('mem');
@@ -313,7 +319,7 @@ test('nl-cache: a burst of creates outlasting the timeout lists the directory ag
   await kernelCreate(top, '/d/g1'); // while it runs: its create must show after it
   await top.unlink(c, { path: '/d/f4' });
   go();
-  await sleep(20);
+  await until(() => nl.refreshes === 1);
   t.is(nl.refreshes, 1);
   t.is(spy.n('readdirp'), 1);
   for (let i = 2; i < 20; i++) await kernelCreate(top, `/d/g${i}`);
@@ -460,7 +466,7 @@ test('write-behind answers random 4 KiB writes at once, many in flight; a failur
   const before = spy.n('write');
   for (let i = 0; i < 64; i++) await top.write(c, fd, ((i * 37) % 256) * 4096, Buffer.alloc(4096, 9));
   t.is(spy.n('write') - before, 32, 'the first 32 left together, the rest wait for more');
-  await sleep(20);
+  await until(() => spy.n('write') - before === 64);
   t.is(spy.n('write') - before, 64, 'after flush-delay all are in flight at once');
   release();
   spy.hold = undefined;
@@ -476,8 +482,10 @@ test('write-behind answers random 4 KiB writes at once, many in flight; a failur
   t.true(spy.n('write') - sent >= 7, `${spy.n('write') - sent} more sent when the first burst was answered`);
   await top.fsync(c, fd, false);
   spy.failWrites = true;
+  const failed = spy.n('write') + 1;
   await top.write(c, fd, 8 * 4096, Buffer.alloc(4096, 1));
-  await sleep(20);
+  await until(() => spy.n('write') === failed);
+  await sleep(1); // the failure reaches write-behind's file state
   const e = await t.throwsAsync(top.write(c, fd, 99 * 4096, Buffer.alloc(4096, 1)));
   t.is((e as FsError).errno, 'ENOSPC');
   spy.failWrites = false;
