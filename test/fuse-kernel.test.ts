@@ -192,6 +192,7 @@ test('both bridges serve the same volume: write through one, read through the ot
   const log = await fs.readFile(join(c.root, 'mount-bridges.log'), 'utf8');
   await waitFor('the daemon to log its exit', async () => (await fs.readFile(join(c.root, 'mount-bridges.log'), 'utf8')).includes('closed the FUSE device'));
   t.regex(log, /FUSE INIT/);
+  t.regex(log, /"reads":"event loop"/, 'the event loop polls /dev/fuse (no thread-pool read per request)');
 });
 
 

@@ -9,7 +9,8 @@ import { MAX_WRITE, OPCODES, REQUEST_BUFFER } from './opcodes.js';
 import { Session } from './session.js';
 import { THREADPOOL_SIZE } from './threadpool.js';
 
-/** Outstanding reads of the device; each holds a libuv pool thread while it waits. */
+/** Outstanding reads of the device where the event loop cannot poll it; each holds a libuv pool
+ *  thread while it waits. */
 const READERS = Math.max(2, Math.min(8, Math.floor(THREADPOOL_SIZE / 3)));
 const INIT_TIMEOUT_MS = 15_000;
 
@@ -37,7 +38,7 @@ export class KernelBridge implements Bridge {
       dev.close();
       throw e;
     }
-    dev.start(READERS, (buf, keep) => session.handle(buf, keep));
+    const polled = dev.start(READERS, (buf, keep) => session.handle(buf, keep));
     void dev.closed.then(() => {
       log.info({ requestSizes: session.stats.summary(), inodes: session.inodes.size }, 'the kernel closed the FUSE device');
       dev.close();
@@ -48,7 +49,7 @@ export class KernelBridge implements Bridge {
       timer = setTimeout(() => reject(new Error('the kernel sent no FUSE INIT')), INIT_TIMEOUT_MS);
     })]).finally(() => clearTimeout(timer));
     await this.raiseReadahead();
-    log.info({ readers: READERS, threadpool: THREADPOOL_SIZE }, 'serving /dev/fuse');
+    log.info(polled ? { reads: 'event loop' } : { reads: 'thread pool', readers: READERS, threadpool: THREADPOOL_SIZE }, 'serving /dev/fuse');
   }
 
   /** The kernel caps readahead at its bdi's default (128 KiB) whatever INIT says; raise our own
