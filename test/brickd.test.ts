@@ -12,6 +12,7 @@ import { SETATTR } from '../common/wire.js';
 import type { Xlator } from '../common/fops.js';
 import { createLogger } from '../common/log.js';
 import { ROOT_CTX } from '../common/types.js';
+import { waitFor } from './harness.js';
 import { create as createClient } from '../client/xlators/protocol/client/index.js';
 import { Replicate } from '../client/xlators/cluster/replicate/index.js';
 import {
@@ -591,11 +592,12 @@ test('a closed file costs no round trip: its release rides on the next request, 
   const make = async (p: string) => xl.release(ROOT_CTX, (await xl.create(ROOT_CTX, { path: p }, O_RDWR, args(newGfid()))).fd);
   for (let i = 0; i < 100; i++) await make(`/rel-${i}`);
   t.true(open() - base <= 1, `fds open on the brick after 100 create+release: ${open() - base}`);
-  await new Promise((r) => setTimeout(r, 100));
+  // No other request comes: it goes by itself (10 ms later; a loaded machine may take longer).
+  await waitFor('the last release', async () => open() === base, 5000).catch(() => undefined);
   t.is(open() - base, 0, 'the last release went alone');
   await make('/rel-last');
   await xl.fini();
-  await new Promise((r) => setTimeout(r, 100));
+  await waitFor('the held release', async () => open() === base, 5000).catch(() => undefined);
   t.is(open() - base, 0, 'fini sent the release it held');
 });
 
