@@ -50,7 +50,7 @@ export class FuseDevice {
     await runProgram('mount', ['-i', '-t', 'fuse.gfs', '-o', opts, req.source, req.mountpoint], ['ignore', 'ignore', 'pipe', this.fd]);
   }
 
-  /** Serves requests: the event loop polls the device itself where it can (deviceStream), else
+  /** Serves requests: the event loop polls the device itself where it can (streamLoop), else
    *  `readers` thread-pool reads wait on it at once. True when the event loop polls. */
   start(readers: number, onRequest: (buf: Buffer, keep: () => void) => void): boolean {
     if (this.streamLoop(onRequest)) return true;
