@@ -171,6 +171,24 @@ test('fcntl locks: two processes exclude each other on a range; a release lets t
   t.is(out.join(''), 'got\n', 'the waiter got the lock once the holder exited');
 });
 
+test.serial('where the event loop cannot poll /dev/fuse, thread-pool reads serve the mount just as well', async (t) => {
+  process.env.GFS_FUSE_POOL_READS = '1'; // serial: no other test's mount starts meanwhile
+  let v: Awaited<ReturnType<typeof volume>>;
+  try {
+    v = await volume(t, 'poolreads');
+  } finally {
+    delete process.env.GFS_FUSE_POOL_READS;
+  }
+  const { c, mp } = v;
+  const data = Buffer.alloc(3 * 1024 * 1024 + 17, 'pool');
+  await fs.writeFile(join(mp, 'big'), data);
+  await Promise.all(Array.from({ length: 50 }, (_, i) => fs.writeFile(join(mp, `f${i}`), `${i}`)));
+  t.true((await fs.readFile(join(mp, 'big'))).equals(data));
+  t.is((await fs.readdir(mp)).length, 51);
+  t.is(String(await fs.readFile(join(mp, 'f49'))), '49');
+  t.regex(await fs.readFile(join(c.root, 'mount-poolreads.log'), 'utf8'), /"reads":"thread pool"/);
+});
+
 test('both bridges serve the same volume: write through one, read through the other', async (t) => {
   const { c, mp } = await volume(t, 'bridges');
   const other = await c.mount('bridges', await c.mountpoint('bridges-fn'), ['-o', 'bridge=fuse-native']);
