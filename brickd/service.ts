@@ -249,6 +249,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       }
       const lockFirst = m.lock?.lock?.owner ? (m.lock as Wire) : undefined;
       if (lockFirst) inodelkOwners.add(String(lockFirst.lock.owner));
+      const unlockAfter = m.unlock?.lock?.owner ? (m.unlock as Wire) : undefined;
       const abort = field === 'lk' || field === 'inodelk' ? new AbortController() : null;
       running.set(id, abort);
       const signal = abort?.signal ?? NEVER;
@@ -280,7 +281,17 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         }
         return runOp(op.name, op.h, brick, ctx, m[field] ?? {}, signal);
       };
-      run().then(
+      // The inode lock let go after the operation goes whether the rest worked or not.
+      const runThenUnlock = !unlockAfter ? run : async () => {
+        try {
+          return await run();
+        } finally {
+          const owner = String(unlockAfter.lock.owner);
+          await runOp('Inodelk', HANDLERS.Inodelk, brick, ctx, { ...unlockAfter, cmd: 'setlk', lock: { ...unlockAfter.lock, type: 'unlock' } }, NEVER).catch(() => undefined);
+          inodelkOwners.delete(owner);
+        }
+      };
+      runThenUnlock().then(
         (res) => {
           if (field === 'create' && res.locked) locked.add(Number(res.fd)); // dropped with the session too
           return { id, [field]: res };

@@ -15,6 +15,9 @@ export interface Ctx {
   /** A compound operation: an inode lock the brick takes (setlk) before `pre` and the operation;
    *  a busy one fails the call with `preFailed` set (replicate's metadata transactions). */
   lock?: { loc: Loc; lock: Flock };
+  /** A compound operation: an inode lock (its owner's) the brick lets go once the operation is
+   *  done, whatever its outcome (replicate ends a transaction's two locks in one call). */
+  unlock?: { loc: Loc; lock: Flock };
 }
 
 /** The caller gave up (FUSE INTERRUPT): the part of AbortSignal that operations use. */

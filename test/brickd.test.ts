@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { getAttribute, setAttribute } from '@napi-rs/xattr';
 import { gfidFromBytes, gfidToBytes, newGfid } from '../common/gfid.js';
-import { toErrno } from '../common/errors.js';
+import { FsError, toErrno } from '../common/errors.js';
 import { SETATTR } from '../common/wire.js';
 import type { Xlator } from '../common/fops.js';
 import { createLogger } from '../common/log.js';
@@ -695,4 +695,122 @@ test('a listing or lookup that meets a file being created waits for its gfid ins
   const wrong = seen.filter((x) => x.gfid !== made.get(x.path));
   t.deepEqual(wrong, [], `${wrong.length} of ${seen.length} answers named another gfid`);
   for (const [p, gfid] of made) t.is(gfidFromBytes((await getAttribute(join(d.brick, p), 'trusted.gfs.gfid'))!), gfid, p);
+});
+
+test('a request\'s unlock lets its inode lock go once the operation is done, also when the operation fails', async (t) => {
+  const b = await startBrickd();
+  const [x, y] = [await sessionOf(b), await sessionOf(b)];
+  t.teardown(async () => { await x.fini(); await y.fini(); });
+  const lock = (type: 'read' | 'write' | 'unlock', owner: string) => ({ type, start: 1n << 50n, len: 1n, pid: 0, owner });
+  const root = { path: '/' };
+  const writerGets = () => sessionErrno(y.inodelk(ROOT_CTX, root, 'setlk', lock('write', 'w')).then(() => y.inodelk(ROOT_CTX, root, 'setlk', lock('unlock', 'w'))));
+  // Taken in one call (lock), let go in a later one (unlock) that fails: the lock goes anyway.
+  await x.stat({ ...ROOT_CTX, lock: { loc: root, lock: lock('read', 'm1') } }, root);
+  t.is(await writerGets(), 'EAGAIN', 'the compound call took the lock');
+  t.is(await sessionErrno(x.stat({ ...ROOT_CTX, unlock: { loc: root, lock: lock('unlock', 'm1') } }, { path: '/no-such-file' })), 'ENOENT');
+  t.is(await writerGets(), 'no error', 'let go after the failed stat');
+  // And after one that works.
+  await x.inodelk(ROOT_CTX, root, 'setlk', lock('read', 'm2'));
+  t.is(await writerGets(), 'EAGAIN');
+  await x.stat({ ...ROOT_CTX, unlock: { loc: root, lock: lock('unlock', 'm2') } }, root);
+  t.is(await writerGets(), 'no error');
+});
+
+test('replicate over two real bricks: chmod and utimes of a file being written join its data transaction (no inode lock calls of their own), another client\'s heals wait, nothing stays pending', async (t) => {
+  const [b1, b2] = [await startBrickd(), await startBrickd()];
+  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
+  let inodelks = 0;
+  const replicaOf = async (count: boolean) => {
+    const children = [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')];
+    if (count) {
+      for (const c of children) {
+        const orig = c.inodelk.bind(c);
+        c.inodelk = (...a: Parameters<Xlator['inodelk']>) => { inodelks++; return orig(...a); };
+      }
+    }
+    const r = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, children, xctx);
+    await r.init();
+    return r;
+  };
+  const [mount, shd] = [await replicaOf(true), await replicaOf(false)];
+  t.teardown(async () => { await mount.fini(); await shd.fini(); });
+  await mount.mkdir(USER, { path: '/d' }, { mode: 0o755, umask: 0, gfid: newGfid() });
+  await new Promise((r) => setTimeout(r, 200)); // the directory's entry transaction is over
+  const before = inodelks;
+  let changing = true;
+  let heals = 0;
+  const healing = (async () => {
+    while (changing) { await shd.heal('/d/w', true).catch(() => undefined); heals++; }
+  })();
+  const gfid = newGfid();
+  const { fd } = await mount.create(USER, { path: '/d/w' }, O_RDWR, args(gfid));
+  const mtime = 1_600_000_000_123_456_789n;
+  const modes = [0o600, 0o640, 0o604, 0o660];
+  for (let i = 0; i < 40; i++) {
+    await mount.write(USER, fd, i * 4096, Buffer.alloc(4096, i));
+    await mount.setattr(USER, { path: '/d/w', gfid }, { mode: modes[i % modes.length], mtime: mtime + BigInt(i) });
+  }
+  await mount.flush(USER, fd);
+  await mount.release(USER, fd);
+  const lockCalls = inodelks - before;
+  changing = false;
+  await healing;
+  await mount.fini();
+  // The create's entry transaction locks and unlocks /d once on each brick; the file's own
+  // metadata lock rides on its data calls.
+  t.true(lockCalls <= 4, `${lockCalls} inodelk calls for one file with 40 chmods`);
+  t.true(heals > 0);
+  for (const b of [b1, b2]) {
+    const st = await stat(join(b.brick, 'd/w'), { bigint: true });
+    t.is(Number(st.mode & 0o777n), modes[39 % modes.length], `the mode on ${b.brick}`);
+    t.is(st.mtimeNs, mtime + 39n, `mtime on ${b.brick}`);
+    t.is(st.size, 40n * 4096n);
+    for (const k of ['testvol-client-0', 'testvol-client-1']) {
+      const v = await getAttribute(join(b.brick, 'd/w'), `trusted.gfs.afr.${k}`);
+      t.deepEqual(v ? [...v] : [], v ? new Array(12).fill(0) : [], `${k} on ${b.brick}`);
+    }
+  }
+  // The metadata lock is gone: another client takes the inode exclusively at once.
+  const other = await sessionOf(b1);
+  t.teardown(() => other.fini());
+  await other.inodelk(ROOT_CTX, { path: '/d/w' }, 'setlk', { type: 'write', start: 1n << 50n, len: 1n, pid: 0, owner: 'x' });
+});
+
+test('replicate over two real bricks: a chmod that fails on one brick inside a data transaction leaves that brick blamed for metadata only, and a heal levels it', async (t) => {
+  const [b1, b2] = [await startBrickd(), await startBrickd()];
+  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
+  const children = [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')];
+  let failing = false;
+  const orig = children[1].setattr.bind(children[1]);
+  children[1].setattr = (...a: Parameters<Xlator['setattr']>) => (failing ? Promise.reject(new FsError('EIO', 'injected')) : orig(...a));
+  const mount = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, children, xctx);
+  await mount.init();
+  t.teardown(() => mount.fini());
+  const gfid = newGfid();
+  const { fd } = await mount.create(USER, { path: '/f' }, O_RDWR, args(gfid));
+  await mount.write(USER, fd, 0, Buffer.from('data'));
+  await mount.setattr(USER, { path: '/f', gfid }, { mode: 0o640 });
+  failing = true;
+  await mount.setattr(USER, { path: '/f', gfid }, { mode: 0o600 }); // one brick took it: no error
+  failing = false;
+  await mount.write(USER, fd, 4, Buffer.from('more'));
+  await mount.flush(USER, fd);
+  await mount.release(USER, fd);
+  await mount.fini();
+  const counters = async (b: Daemon, k: string) => [...((await getAttribute(join(b.brick, 'f'), `trusted.gfs.afr.${k}`)) ?? Buffer.alloc(12))];
+  const meta1 = (await counters(b1, 'testvol-client-1')).slice(4, 8);
+  t.notDeepEqual(meta1, [0, 0, 0, 0], 'the first brick blames the second for metadata');
+  t.deepEqual((await counters(b1, 'testvol-client-1')).slice(0, 4), [0, 0, 0, 0], 'not for data: both wrote it');
+  t.deepEqual(await counters(b1, 'testvol-client-0'), new Array(12).fill(0));
+  t.is((await stat(join(b1.brick, 'f'))).mode & 0o777, 0o600);
+  t.is((await stat(join(b2.brick, 'f'))).mode & 0o777, 0o640);
+  const healer = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')], xctx);
+  await healer.init();
+  t.teardown(() => healer.fini());
+  await healer.heal('/f', true);
+  for (const b of [b1, b2]) {
+    t.is((await stat(join(b.brick, 'f'))).mode & 0o777, 0o600, `mode on ${b.brick} after the heal`);
+    t.is(await readFile(join(b.brick, 'f'), 'utf8'), 'datamore');
+    for (const k of ['testvol-client-0', 'testvol-client-1']) t.deepEqual(await counters(b, k), new Array(12).fill(0), `${k} on ${b.brick}`);
+  }
 });

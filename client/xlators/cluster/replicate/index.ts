@@ -381,7 +381,8 @@ export class Replicate extends PassThrough implements Xlator {
   // --- metadata operations ---
 
   private async metadataTxn<T>(what: string, ctx: Ctx, loc: Loc, op: (i: number, cx: Ctx) => Promise<T>): Promise<T> {
-    const res = await transact(this, what, 'metadata', [loc], ctx, op);
+    // A file this client is writing: the change joins its data transaction (one post-op for both).
+    const res = (await this.txns.runMeta(what, loc, ctx, op)) ?? (await transact(this, what, 'metadata', [loc], ctx, op));
     return this.firstOk(res);
   }
 

@@ -3,6 +3,8 @@
 // that failed or was down stays accused on the others, on their disks. Data writes share one
 // transaction per inode while writes keep coming (eager lock + delayed post-op, as GlusterFS's
 // AFR): the inode is locked on the bricks for the window, so a healer never runs in between.
+// Metadata changes of a file this client is writing (tar's chmod and utimes before close) join
+// that transaction: their post-op and lock go with its own, in one call per brick.
 import { FsError, isConnectionErrno, toErrno } from '../../../../common/errors.js';
 import type { Ctx, Fd, Flock, Loc } from '../../../../common/types.js';
 import type { Xlator } from '../../../../common/fops.js';
@@ -29,6 +31,18 @@ type Adds = { loc: Loc; name: string; add: Buffer }[];
 function counterAdds(r: Replicate, loc: Loc, type: TxnType, by: number, which: readonly number[] = r.children.map((_, j) => j)): Adds {
   const add = delta(type, by);
   return which.map((j) => ({ loc, name: afrKey(r.children[j].name), add }));
+}
+
+/** a and b as one list: the addends of a name (one 12-byte changelog per child key) summed, so
+ *  a data and a metadata post-op of one inode are one counter update per key. */
+function mergeAdds(a: Adds, b: Adds): Adds {
+  const out: Adds = a.map((x) => ({ ...x, add: Buffer.from(x.add) }));
+  for (const y of b) {
+    const x = out.find((o) => o.name === y.name && o.loc.path === y.loc.path);
+    if (!x) { out.push(y); continue; }
+    for (let k = 0; k + 4 <= x.add.length; k += 4) x.add.writeInt32BE(x.add.readInt32BE(k) + y.add.readInt32BE(k), k);
+  }
+  return out;
 }
 
 /** Applies adds on child c: one compound call where the child can, else all at once. */
@@ -380,8 +394,22 @@ class DataTxn {
   closing?: Promise<void>;
   drained?: () => void;
   ready!: Promise<void>;
+  /** Metadata operations of the inode that joined this transaction (see DataTxns.runMeta). */
+  meta?: MetaPart;
   constructor(readonly gfid: string, readonly loc: Loc, readonly rfd: ReplFd, public owner: string) {}
   get active(): number[] { return this.locked.filter((i) => !this.failed.has(i)); }
+}
+
+/** The metadata side of a data transaction: the inode's metadata lock (shared, under its own
+ *  owner) that each child took with its first metadata operation (`lockSent`: asked for, let go
+ *  at the close); the children whose metadata pre-op is set (`marked`), the first operation of
+ *  each child (later ones wait for it) and the children a metadata operation failed on. */
+interface MetaPart {
+  owner: string;
+  readonly first: Map<number, Promise<void>>;
+  readonly lockSent: Set<number>;
+  readonly marked: Set<number>;
+  readonly failed: Set<number>;
 }
 
 export class DataTxns {
@@ -505,6 +533,71 @@ export class DataTxns {
     }
   }
 
+  /**
+   * Runs a metadata operation (setattr, setxattr) of an inode inside the inode's open data
+   * transaction: what tar, cp -p and rsync do between a file's writes and its close. Each child's
+   * first one takes the metadata lock (shared: a metadata heal waits) and sets the metadata
+   * pre-op in the same call, as a transaction of its own would; the post-op and that lock go
+   * with the data transaction's own post-op and unlock, in one call per child (close). Undefined
+   * when no transaction of this client is open on the path's inode, or it does not cover every
+   * up child, or some child cannot take compound calls, or a heal holds the inode everywhere:
+   * the caller runs a transaction of its own then.
+   */
+  async runMeta<T>(what: string, loc: Loc, ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>): Promise<Settled<T>[] | undefined> {
+    const t = loc.gfid ? this.open.get(loc.gfid) : undefined;
+    if (!t || t.closing || t.loc.path !== loc.path) return undefined;
+    const up = this.r.upChildren();
+    if (!up.every((i) => compoundCapable(this.r.children[i]))) return undefined;
+    t.inflight++;
+    clearTimeout(t.timer);
+    try {
+      if (!(await t.ready.then(() => true, () => false))) return undefined;
+      const targets = t.active;
+      if (!up.every((i) => targets.includes(i))) return undefined;
+      if (!hasQuorum(this.r.quorum, targets)) throw quorumError(what, targets.length, this.r.children.length);
+      const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set() });
+      const res = await this.r.onAll((_c, i) => this.withMetaPreOp(m, i, loc, ctx, (cx) => op(i, cx)), targets);
+      this.r.noteFailures(res);
+      const errs = res.filter((x): x is Extract<Settled<T>, { ok: false }> => !x.ok);
+      // A heal holds the inode on every child: nothing was done; the caller's own transaction waits.
+      if (errs.length === res.length && errs.every((e) => preFailed(e.err) && e.err.errno === 'EAGAIN')) return undefined;
+      const ok = res.filter((x) => x.ok).map((x) => x.i);
+      // Failed everywhere alike (EPERM, ENOENT...): nothing changed, nobody is blamed.
+      const clean = ok.length === 0 && errs.every((e) => e.err.errno === errs[0].err.errno && !isConnectionErrno(e.err.errno) && !preFailed(e.err));
+      if (clean) throw errs[0].err;
+      for (const e of errs) m.failed.add(e.i);
+      if (ok.length === 0) throw this.r.bestError(res);
+      if (!hasQuorum(this.r.quorum, ok)) throw quorumError(what, ok.length, this.r.children.length);
+      return res.filter((x) => x.ok);
+    } finally {
+      this.end(t);
+    }
+  }
+
+  /** Runs metadata op on child i; the first of each child carries the lock and the pre-op (one
+   *  round trip); later ones wait for it, and go bare once it marked. */
+  private async withMetaPreOp<T>(m: MetaPart, i: number, loc: Loc, ctx: Ctx, op: (cx: Ctx) => Promise<T>): Promise<T> {
+    for (let first = m.first.get(i); first; first = m.first.get(i)) {
+      await first;
+      if (m.marked.has(i)) return op(ctx);
+    }
+    let done!: () => void;
+    const mine = new Promise<void>((res) => { done = res; });
+    m.first.set(i, mine);
+    m.lockSent.add(i);
+    try {
+      const v = await op({ ...ctx, pre: counterAdds(this.r, loc, 'metadata', 1), lock: { loc, lock: txnLock('read', m.owner) } });
+      m.marked.add(i);
+      return v;
+    } catch (e) {
+      if (!preFailed(e)) m.marked.add(i);
+      else if (m.first.get(i) === mine) m.first.delete(i); // not marked: the next one tries again
+      throw e;
+    } finally {
+      done();
+    }
+  }
+
   /** The lock the create of rfd took, now the caller's (or undefined). */
   private takePreLock(rfd: ReplFd): ReplFd['preLocked'] {
     const pre = rfd.preLocked;
@@ -546,16 +639,25 @@ export class DataTxns {
     return got;
   }
 
-  /** Post-op and unlock of one child: one compound call where the child can. */
+  /** Post-op and unlock of one child: one compound call where the child can. `ok` are the
+   *  children whose data marks this child clears (none: it only unlocks); the metadata part's
+   *  clears and its lock go in the same call. */
   private async postOpUnlock(t: DataTxn, i: number, ok: number[]): Promise<void> {
     const c = this.r.children[i];
+    const m = t.meta;
     if (!compoundCapable(c)) {
-      await postOp(this.r, [t.loc], 'data', [i], ok);
+      if (ok.length) await postOp(this.r, [t.loc], 'data', [i], ok);
       await this.unlock(t, i);
       return;
     }
+    const dataClears = ok.length ? counterAdds(this.r, t.loc, 'data', -1, ok) : [];
+    const okMeta = m ? [...m.marked].filter((j) => !m.failed.has(j)) : [];
+    // A child a metadata op failed on keeps its marks (all of them: it blames itself).
+    const metaClears = m && okMeta.includes(i) ? counterAdds(this.r, t.loc, 'metadata', -1, okMeta) : [];
+    const adds = mergeAdds(dataClears, metaClears);
+    const unlock = m?.lockSent.has(i) ? { loc: t.loc, lock: txnLock('unlock', m.owner) } : undefined;
     try {
-      await c.lk({ ...ROOT_CTX, pre: counterAdds(this.r, t.loc, 'data', -1, ok) }, t.rfd.fds[i]!, 'setlk', txnLock('unlock', t.owner));
+      await c.lk({ ...ROOT_CTX, pre: adds.length ? adds : undefined, unlock }, t.rfd.fds[i]!, 'setlk', txnLock('unlock', t.owner));
     } catch (e) {
       this.r.noteError(i, e);
       if (preFailed(e)) await this.unlock(t, i); // the counters stay: the next heal sees them
@@ -584,9 +686,15 @@ export class DataTxns {
       await t.ready.catch(() => undefined);
       if (t.inflight > 0) await new Promise<void>((res) => { t.drained = res; });
       const ok = t.active.filter((i) => t.marked.includes(i));
-      // Locked but never sent an op (nothing marked there): only unlocked.
+      // Locked but never sent a data op (nothing marked there): unlocked (with the metadata part).
       const idle = t.active.filter((i) => !t.marked.includes(i));
-      await Promise.all([...ok.map((i) => this.postOpUnlock(t, i, ok)), ...idle.map((i) => this.unlock(t, i))]);
+      // A child that fell out still lets go of the metadata lock it took.
+      const out = t.meta ? [...t.meta.lockSent].filter((i) => !t.active.includes(i)) : [];
+      await Promise.all([
+        ...ok.map((i) => this.postOpUnlock(t, i, ok)),
+        ...idle.map((i) => (t.meta ? this.postOpUnlock(t, i, []) : this.unlock(t, i))),
+        ...out.map((i) => this.r.children[i].inodelk(ROOT_CTX, t.loc, 'setlk', txnLock('unlock', t.meta!.owner)).catch(() => undefined)),
+      ]);
       this.open.delete(gfid);
     })();
     await t.closing;

@@ -401,9 +401,10 @@ export class ProtocolClient extends PassThrough implements Xlator {
       ctx.signal?.addEventListener('abort', onAbort, { once: true });
       const pre = ctx.pre?.map((x) => ({ loc: ProtocolClient.wloc(x.loc), name: x.name, add: x.add }));
       const lock = ctx.lock && { loc: ProtocolClient.wloc(ctx.lock.loc), cmd: 'setlk', lock: toWireFlock(ctx.lock.lock) };
+      const unlock = ctx.unlock && { loc: ProtocolClient.wloc(ctx.unlock.loc), cmd: 'setlk', lock: toWireFlock(ctx.unlock.lock) };
       const released = this.takeReleases();
       try {
-        p.sent = encodeSession('req', { id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, released, [method.toLowerCase()]: req });
+        p.sent = encodeSession('req', { id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, unlock, released, [method.toLowerCase()]: req });
       } catch (e) {
         p.settle(new FsError('EINVAL', `${method} on ${this.brick}: cannot encode the request: ${(e as Error).message}`));
         return;
