@@ -23,14 +23,14 @@ export class Brick {
   readonly fds = new FdTable();
   readonly locks = new LockTable();
   readonly xattrMutex = new KeyedMutex();
-  /** Worker threads for xattrop, setattr and readdirp. */
+  /** Worker threads for xattrop, setattr, readdirp and heal-index entries. */
   readonly io = new IoThreads();
   /** The replicate heal index under .gfs/indices/xattrop/. */
   readonly index: HealIndex;
 
   constructor(readonly config: BrickConfig) {
     this.confiner = new Confiner(config.realRoot);
-    this.index = new HealIndex(config.realRoot, this.confiner);
+    this.index = new HealIndex(config.realRoot, this.confiner, (file, data) => this.io.writeFile(file, data));
   }
 
   get log(): Logger {

@@ -40,7 +40,8 @@ export class HealIndex {
   private readonly known = new LRUCache<string, string>({ max: 100_000 });
   private made = false;
 
-  constructor(private readonly root: string, private readonly confiner: Confiner) {
+  /** writeEntry writes a whole entry file (the brick's io-threads: one job, not three pool trips). */
+  constructor(private readonly root: string, private readonly confiner: Confiner, private readonly writeEntry: (file: string, data: string) => Promise<void> = writeFile) {
     this.dir = `${root}/${INDEX_DIR}`;
   }
 
@@ -59,7 +60,7 @@ export class HealIndex {
     if (!gfid) return;
     await this.mutex.run(gfid, async () => {
       if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
-      await writeFile(`${this.dir}/${gfid}`, JSON.stringify({ path }));
+      await this.writeEntry(`${this.dir}/${gfid}`, JSON.stringify({ path }));
       this.known.set(host, path);
     });
   }

@@ -7,9 +7,10 @@
 // asked-for xattrs of all entries of a directory (readdirp). A job costs more than one pool trip
 // (a lookup's few reads at once stay on the event loop), less than a chain of them. A worker runs
 // one job at a time; an entry without a gfid comes back without attributes and is finished on the
-// event loop (which assigns gfids). Workers open no fds (Node closes a worker's own at its exit).
+// event loop (which assigns gfids); a small file written whole (a heal-index entry: one job where
+// the pool takes three trips). No fd outlives its job (Node closes a worker's own at its exit).
 // The worker is this same module.
-import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
+import { chmodSync, lchownSync, lstatSync, readdirSync, writeFileSync } from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { FsError, isErrno, toErrno } from '../common/errors.js';
 import { gfidFromBytes } from '../common/gfid.js';
@@ -86,6 +87,7 @@ const WORK = {
     outs: addCountersSync(a.host, a.path, a.adds.map((x) => ({ name: x.name, add: asBuffer(x.add) }))).map(own),
     gfid: a.gfid ? (xgetSync(a.host, GFID_XATTR) ?? undefined) : undefined,
   }),
+  writeFile: (a: { file: string; data: string }) => { writeFileSync(a.file, a.data); },
   list: (a: { host: string; path: string; names: string[]; skip?: string }) => {
     if (!lstatSync(a.host).isDirectory()) throw new FsError('ENOTDIR', `'${a.path}' is not a directory`);
     const out: { name: string; iatt?: Iatt; xattrs: Record<string, Bytes> }[] = [];
@@ -142,6 +144,11 @@ export class IoThreads {
    *  it has no gfid yet). Only where the event loop has the libc bindings too (`sys`). */
   async setattr(host: string, path: string, change: AttrChange): Promise<Iatt | undefined> {
     return (await this.run('setattr', { host, path, change })) as Iatt | undefined;
+  }
+
+  /** file's content replaced by data (created if absent; opened, written and closed in the job). */
+  async writeFile(file: string, data: string): Promise<void> {
+    await this.run('writeFile', { file, data });
   }
 
   /** Every entry of directory host (volume path `path`) but `skip`: attributes, gfid, the asked-for
