@@ -15,6 +15,7 @@ import { WriteBehind } from '../client/xlators/performance/write-behind/index.js
 import { ReadAhead } from '../client/xlators/performance/read-ahead/index.js';
 import { IoCache } from '../client/xlators/performance/io-cache/index.js';
 import { MemXlator } from './support/mem-xlator.js';
+import { waitFor } from './harness.js';
 
 const c = ROOT_CTX;
 const args = () => ({ mode: 0o644, umask: 0, gfid: newGfid() });
@@ -54,12 +55,9 @@ class Spy extends PassThrough {
 const clock = () => BigInt(Date.now()) * 1_000_000n;
 const stamp = (i: Iatt): Iatt => ({ ...i, ctime: clock(), mtime: clock() });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Waits until cond holds or 5 s passed: a timer of a few ms can fire much later on a loaded
- *  machine, so a test never trusts a fixed sleep for something that must happen. */
-async function until(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!cond() && Date.now() < deadline) await sleep(5);
-}
+/** Waits until cond holds or 5 s passed (the assertion after it then tells): a timer of a few ms
+ *  can fire much later on a loaded machine, so no test trusts a fixed sleep for what must happen. */
+const until = (what: string, cond: () => boolean) => waitFor(what, async () => cond(), 5000).catch(() => undefined);
 
 function stack<T extends Xlator>(make: (child: Xlator) => T) {
   const mem = new MemXlator('mem');
@@ -319,7 +317,7 @@ test('nl-cache: a burst of creates outlasting the timeout lists the directory ag
   await kernelCreate(top, '/d/g1'); // while it runs: its create must show after it
   await top.unlink(c, { path: '/d/f4' });
   go();
-  await until(() => nl.refreshes === 1);
+  await until('the re-listing', () => nl.refreshes === 1);
   t.is(nl.refreshes, 1);
   t.is(spy.n('readdirp'), 1);
   for (let i = 2; i < 20; i++) await kernelCreate(top, `/d/g${i}`);
@@ -466,7 +464,7 @@ test('write-behind answers random 4 KiB writes at once, many in flight; a failur
   const before = spy.n('write');
   for (let i = 0; i < 64; i++) await top.write(c, fd, ((i * 37) % 256) * 4096, Buffer.alloc(4096, 9));
   t.is(spy.n('write') - before, 32, 'the first 32 left together, the rest wait for more');
-  await until(() => spy.n('write') - before === 64);
+  await until('the flush-delay', () => spy.n('write') - before === 64);
   t.is(spy.n('write') - before, 64, 'after flush-delay all are in flight at once');
   release();
   spy.hold = undefined;
@@ -484,7 +482,7 @@ test('write-behind answers random 4 KiB writes at once, many in flight; a failur
   spy.failWrites = true;
   const failed = spy.n('write') + 1;
   await top.write(c, fd, 8 * 4096, Buffer.alloc(4096, 1));
-  await until(() => spy.n('write') === failed);
+  await until('the failing write', () => spy.n('write') === failed);
   await sleep(1); // the failure reaches write-behind's file state
   const e = await t.throwsAsync(top.write(c, fd, 99 * 4096, Buffer.alloc(4096, 1)));
   t.is((e as FsError).errno, 'ENOSPC');
@@ -537,8 +535,7 @@ test('a buffer pool lets its idle buffers go once none was taken for its idle ti
   const lent = [pool.take(10), pool.take(10), pool.take(10)];
   for (const b of lent) pool.give(b);
   t.is(pool.idle, 3);
-  const deadline = Date.now() + 10_000; // waits for the timer, however slow the machine
-  while (pool.idle > 0 && Date.now() < deadline) await sleep(20);
+  await until('the idle timer', () => pool.idle === 0);
   t.is(pool.idle, 0);
   t.false(lent.some((b) => b.buffer === pool.take(10).buffer)); // a fresh one
 });
