@@ -41,6 +41,11 @@ export class FdTable {
     return f;
   }
 
+  /** The fd's file, or undefined when it is not open. */
+  find(id: number): OpenFile | undefined {
+    return this.open.get(Number(id));
+  }
+
   /** Removes the fd from the table and returns it; the caller closes it. */
   take(id: number): OpenFile {
     const f = this.get(id);

@@ -35,9 +35,12 @@ const flockToWire = (l: Flock) => ({ type: l.type, start: Number(l.start), len: 
 const iattRes = async (p: Promise<import('../common/types.js').Iatt>) => ({ iatt: iattToWire(await p) });
 const empty = async (p: Promise<void>) => { await p; return {}; };
 
+/** What this brick does beyond the calls (PingRes.features). */
+const BRICK_FEATURES = ['after-writes', 'unlock-after'] as const;
+
 /** One row per rpc of proto/brick.proto. */
 export const HANDLERS: Record<string, Handler> = {
-  Ping: async (b) => ({ volume_id: b.config.volumeId, brick_path: b.config.brickPath, pid: process.pid }),
+  Ping: async (b) => ({ volume_id: b.config.volumeId, brick_path: b.config.brickPath, pid: process.pid, features: [...BRICK_FEATURES] }),
   Lookup: async (b, _c, r) => {
     const res = await entry.lookup(b, loc(r.loc), r.xattrs);
     return { iatt: iattToWire(res.iatt), xattrs: res.xattrs };
@@ -203,6 +206,12 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
     // The fds this client took locks on: when it goes away, its locks go (a healer or another
     // client would wait on them for ever), as GlusterFS's server clears a disconnected client's.
     const locked = new Set<number>();
+    // Writes in progress by their file's gfid, which a request with after_writes follows.
+    const writing = new Map<string, Set<Promise<unknown>>>();
+    const writesBefore = (gfid: string): Promise<unknown> | undefined => {
+      const ps = gfid ? [...(writing.get(gfid) ?? [])] : [...writing.values()].flatMap((set) => [...set]);
+      return ps.length ? Promise.allSettled(ps) : undefined;
+    };
     // The closes this client asked for (FopRequest.released), which its later lock requests follow.
     let closing: Promise<unknown> = Promise.resolve();
     const close = (fds: number[], ctx: Ctx) => {
@@ -255,11 +264,11 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       const signal = abort?.signal ?? NEVER;
       const pre = (m.pre ?? []) as Wire[];
       let preFailed = false;
-      const after = field === 'lk' ? closing : undefined;
+      const after = field === 'lk' ? closing : m.after_writes ? writesBefore(String(m[field]?.loc?.gfid ?? '')) : undefined;
       // A compound request: its counter additions first (all at once: each is atomic on its own
       // name), the operation only after all of them worked.
       const run = async () => {
-        if (after) await after; // the fd closes before it dropped their locks
+        if (after) await after; // the fd closes before it dropped their locks; the writes before it
         if (lockFirst) {
           try {
             await runOp('Inodelk', HANDLERS.Inodelk, brick, ctx, { ...lockFirst, cmd: 'setlk' }, signal);
@@ -291,7 +300,17 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
           inodelkOwners.delete(owner);
         }
       };
-      runThenUnlock().then(
+      const job = runThenUnlock();
+      if (field === 'write') {
+        const gfid = brick.fds.find(Number(m.write?.fd))?.gfid;
+        if (gfid) {
+          const set = writing.get(gfid) ?? new Set();
+          writing.set(gfid, set.add(job));
+          const gone = () => { set.delete(job); if (set.size === 0 && writing.get(gfid) === set) writing.delete(gfid); };
+          job.then(gone, gone);
+        }
+      }
+      job.then(
         (res) => {
           if (field === 'create' && res.locked) locked.add(Number(res.fd)); // dropped with the session too
           return { id, [field]: res };

@@ -1,5 +1,6 @@
 // The values every translator and both wire ends share. Buffers passed into an operation belong to
 // the caller until the returned promise settles; Buffers returned belong to the receiver.
+import type { WriteMark } from './write-mark.js';
 
 /** Who asks: carried from the FUSE request down to the brick, which acts with these ids. */
 export interface Ctx {
@@ -18,6 +19,12 @@ export interface Ctx {
   /** A compound operation: an inode lock (its owner's) the brick lets go once the operation is
    *  done, whatever its outcome (replicate ends a transaction's two locks in one call). */
   unlock?: { loc: Loc; lock: Flock };
+  /** A write that write-behind sends ahead of a setattr of its file; protocol/client notes the
+   *  sessions it leaves on. */
+  written?: WriteMark;
+  /** A setattr: the writes it must follow. Sent on a brick session after them, it goes at once
+   *  and the brick applies it after them; otherwise it waits for their answers. */
+  after?: readonly WriteMark[];
 }
 
 /** The caller gave up (FUSE INTERRUPT): the part of AbortSignal that operations use. */

@@ -12,6 +12,7 @@ import { SETATTR } from '../common/wire.js';
 import type { Xlator } from '../common/fops.js';
 import { createLogger } from '../common/log.js';
 import { ROOT_CTX } from '../common/types.js';
+import { WriteMark } from '../common/write-mark.js';
 import { waitFor } from './harness.js';
 import { create as createClient } from '../client/xlators/protocol/client/index.js';
 import { Replicate } from '../client/xlators/cluster/replicate/index.js';
@@ -716,6 +717,52 @@ test('a request\'s unlock lets its inode lock go once the operation is done, als
   t.is(await writerGets(), 'no error');
 });
 
+test('a setattr sent behind writes not yet answered lands after them (after_writes): the times and mode it set stay, and the data is all there', async (t) => {
+  const b = await startBrickd();
+  const [x, y] = [await sessionOf(b), await sessionOf(b)];
+  t.teardown(async () => { await x.fini(); await y.fini(); });
+  const size = 8 * 1024 * 1024;
+  for (let round = 1; round <= 4; round++) {
+    const path = `/behind-${round}`;
+    const gfid = newGfid();
+    const { fd } = await x.create(ROOT_CTX, { path }, constants.O_RDWR, { mode: 0o100644, umask: 0, gfid });
+    // As write-behind at close: 16 writes leave, and the setattr right behind them on the same session.
+    const piece = size / 16;
+    const marks = Array.from({ length: 16 }, () => new WriteMark());
+    let written = 0;
+    const ws = marks.map((mark, k) => x.write({ ...ROOT_CTX, written: mark }, fd, k * piece, Buffer.alloc(piece, round + k)).then((n) => { written++; return n; }));
+    const mtime = BigInt(1_000_000_000 + round) * 1_000_000_000n + 123n;
+    const iatt = await x.setattr({ ...ROOT_CTX, after: marks }, { path, gfid }, { mode: 0o600, atime: mtime, mtime });
+    // It did not wait for the writes' answers to leave (done() was never called), yet the brick
+    // ran it after them: no write's own mtime overwrote it.
+    t.is(written, 16, 'the brick answered every write before the setattr');
+    t.deepEqual(await Promise.all(ws), marks.map(() => piece));
+    for (const m of marks) m.done();
+    t.is(iatt.mtime, mtime, 'the setattr\'s answer');
+    const st = await stat(join(b.brick, path), { bigint: true });
+    t.is(st.mtimeNs, mtime, `${path}: mtime on the brick`);
+    t.is(Number(st.mode) & 0o7777, 0o600);
+    t.is(st.size, BigInt(size));
+    await x.release(ROOT_CTX, fd);
+  }
+  // A write this session never sent (it went through another one): the setattr waits for it to end.
+  const path = '/elsewhere';
+  const gfid = newGfid();
+  const { fd } = await y.create(ROOT_CTX, { path }, constants.O_RDWR, { mode: 0o100644, umask: 0, gfid });
+  const mark = new WriteMark();
+  const w = y.write({ ...ROOT_CTX, written: mark }, fd, 0, Buffer.alloc(size, 7));
+  let set = false;
+  const mtime = 1_500_000_000n * 1_000_000_000n;
+  const s = x.setattr({ ...ROOT_CTX, after: [mark] }, { path, gfid }, { mtime }).then((r) => { set = true; return r; });
+  await w;
+  for (let i = 0; i < 20; i++) await new Promise((res) => setImmediate(res));
+  t.false(set, 'still waiting for the write it follows to end');
+  mark.done();
+  t.is((await s).mtime, mtime);
+  t.is((await stat(join(b.brick, path), { bigint: true })).mtimeNs, mtime);
+  await y.release(ROOT_CTX, fd);
+});
+
 test('replicate over two real bricks: chmod and utimes of a file being written join its data transaction (no inode lock calls of their own), another client\'s heals wait, nothing stays pending', async (t) => {
   const [b1, b2] = [await startBrickd(), await startBrickd()];
   const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
@@ -774,6 +821,36 @@ test('replicate over two real bricks: chmod and utimes of a file being written j
   const other = await sessionOf(b1);
   t.teardown(() => other.fini());
   await other.inodelk(ROOT_CTX, { path: '/d/w' }, 'setlk', { type: 'write', start: 1n << 50n, len: 1n, pid: 0, owner: 'x' });
+});
+
+test('replicate over real bricks: a brick that does not say it lets a request\'s unlock go (one from before that) gets metadata transactions of their own, and no lock stays held', async (t) => {
+  const [b1, b2] = [await startBrickd(), await startBrickd()];
+  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
+  const children = [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')];
+  t.true((children[0] as unknown as { unlockCompound: boolean }).unlockCompound, 'a brick of this release says it does (Ping)');
+  Object.defineProperty(children[1], 'unlockCompound', { value: false });
+  let inodelks = 0;
+  for (const c of children) {
+    const orig = c.inodelk.bind(c);
+    c.inodelk = (...a: Parameters<Xlator['inodelk']>) => { inodelks++; return orig(...a); };
+  }
+  const mount = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, children, xctx);
+  await mount.init();
+  t.teardown(() => mount.fini());
+  const gfid = newGfid();
+  const { fd } = await mount.create(USER, { path: '/f' }, O_RDWR, args(gfid));
+  await new Promise((r) => setTimeout(r, 300)); // the root's entry transaction is over
+  const before = inodelks;
+  for (let i = 0; i < 3; i++) {
+    await mount.write(USER, fd, i * 4096, Buffer.alloc(4096, i));
+    await mount.setattr(USER, { path: '/f', gfid }, { mode: 0o600 + i });
+  }
+  await mount.release(USER, fd);
+  t.true(inodelks - before >= 6, `${inodelks - before} inodelk calls: each chmod locked and unlocked the inode itself`);
+  for (const b of [b1, b2]) t.is((await stat(join(b.brick, 'f'))).mode & 0o777, 0o602, `mode on ${b.brick}`);
+  const other = await sessionOf(b2);
+  t.teardown(() => other.fini());
+  await other.inodelk(ROOT_CTX, { path: '/f' }, 'setlk', { type: 'write', start: 1n << 50n, len: 1n, pid: 0, owner: 'x' });
 });
 
 test('replicate over two real bricks: a chmod that fails on one brick inside a data transaction leaves that brick blamed for metadata only, and a heal levels it', async (t) => {

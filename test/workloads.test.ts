@@ -77,12 +77,14 @@ test.serial('tar: extract a 2,000-file tree onto the mount, re-create it, compar
 tar -C ${src} -cf ${local}/src.tar .
 mkdir -p ${mp}/tar && tar -C ${mp}/tar -xpf ${local}/src.tar
 diff -r --no-dereference ${src} ${mp}/tar && echo same-on-mount
+tar -C ${mp}/tar --compare -f ${local}/src.tar && echo times-modes-owners-same
 tar -C ${mp}/tar -cf ${local}/again.tar .
 mkdir -p ${local}/tar-back && tar -C ${local}/tar-back -xpf ${local}/again.tar
 diff -r --no-dereference ${src} ${local}/tar-back && echo same-after-recreate
 echo "count:$(find ${mp}/tar -type f | wc -l)"
 stat -c '%a %h %Y' ${mp}/tar/d1/f1 ${mp}/tar/d3/f3 ${mp}/tar/d5/f5`);
   t.regex(out, /same-on-mount/);
+  t.regex(out, /times-modes-owners-same/); // tar --compare: mtime, mode, owner, size and bytes of every entry
   t.regex(out, /same-after-recreate/);
   t.regex(out, /count:2002/); // 2,000 files, the hard link and big (d2's link is a symlink)
   t.regex(out, /600 1 \d+\n644 2 \d+\n644 1 1000000000/);

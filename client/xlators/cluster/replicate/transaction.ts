@@ -24,6 +24,8 @@ export function txnLock(type: 'read' | 'write' | 'unlock', owner: string): Flock
 
 /** A brick translator that applies ctx.pre before the operation, in one round trip. */
 const compoundCapable = (x: unknown) => (x as { preOpCompound?: boolean }).preOpCompound === true;
+/** One that also lets ctx.unlock's lock go after the operation. */
+const unlockCapable = (x: unknown) => compoundCapable(x) && (x as { unlockCompound?: boolean }).unlockCompound === true;
 
 type Adds = { loc: Loc; name: string; add: Buffer }[];
 
@@ -542,14 +544,14 @@ export class DataTxns {
    * pre-op in the same call, as a transaction of its own would; the post-op and that lock go
    * with the data transaction's own post-op and unlock, in one call per child (close). Undefined
    * when no transaction of this client is open on the path's inode, or it does not cover every
-   * up child, or some child cannot take compound calls, or a heal holds the inode everywhere:
-   * the caller runs a transaction of its own then.
+   * up child, or some child cannot take compound calls with an unlock (a brick from before
+   * those), or a heal holds the inode everywhere: the caller runs a transaction of its own then.
    */
   async runMeta<T>(what: string, loc: Loc, ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>): Promise<Settled<T>[] | undefined> {
     const t = loc.gfid ? this.open.get(loc.gfid) : undefined;
     if (!t || t.closing || t.loc.path !== loc.path) return undefined;
     const up = this.r.upChildren();
-    if (!up.every((i) => compoundCapable(this.r.children[i]))) return undefined;
+    if (!up.every((i) => unlockCapable(this.r.children[i]))) return undefined;
     t.inflight++;
     clearTimeout(t.timer);
     try {

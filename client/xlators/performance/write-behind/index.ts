@@ -16,6 +16,7 @@ import { FsError, toFsError } from '../../../../common/errors.js';
 import { PassThrough, type Xlator } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import type { Ctx, Dirent, Fd, Flock, Iatt, LockCmd, Loc, LookupReply, SetattrArgs } from '../../../../common/types.js';
+import { WriteMark } from '../../../../common/write-mark.js';
 import type { XlatorContext } from '../../registry.js';
 
 export const OPTIONS: readonly OptionDef[] = [
@@ -32,7 +33,7 @@ const O_SYNC = 0o4010000;
 
 /** Contiguous data of one fd being gathered. Buffers are our own copies. */
 interface Gather { fd: Fd; ctx: Ctx; off: number; bufs: Buffer[]; len: number }
-interface Flight { off: number; end: number; len: number; done?: Promise<void> }
+interface Flight { off: number; end: number; len: number; done?: Promise<void>; mark: WriteMark }
 
 /** Writes of one file that do not continue each other, sent together once this many wait. */
 const BURST = 32;
@@ -121,13 +122,13 @@ export class WriteBehind extends PassThrough implements Xlator {
   /** One child write; overlapping writes already on their way go first (order on the disk). */
   private sendOne(f: WbFile, g: Gather): void {
     const data = g.bufs.length === 1 ? g.bufs[0] : Buffer.concat(g.bufs, g.len);
-    const flight: Flight = { off: g.off, end: g.off + g.len, len: g.len };
+    const flight: Flight = { off: g.off, end: g.off + g.len, len: g.len, mark: new WriteMark() };
     const before = [...f.flights].filter((o) => o.off < flight.end && flight.off < o.end).map((o) => o.done);
     f.flights.add(flight);
     flight.done = (async () => {
       if (before.length) await Promise.allSettled(before);
       try {
-        const n = await this.child.write(g.ctx, g.fd, g.off, data);
+        const n = await this.child.write({ ...g.ctx, written: flight.mark }, g.fd, g.off, data);
         if (n < data.length) throw new FsError('ENOSPC', `${g.fd.loc.path}: short write behind (${n} of ${data.length} bytes)`);
       } catch (e) {
         const s = this.state(g.fd);
@@ -136,6 +137,7 @@ export class WriteBehind extends PassThrough implements Xlator {
         // Every layer below waits for all of its child writes, so nothing reads the data now: a
         // donated buffer from the bulk pool (a large FUSE WRITE's) goes back to it.
         for (const b of g.bufs) bulkBuffers.give(b);
+        flight.mark.done();
         f.flights.delete(flight);
         f.bytes -= flight.len;
         this.settle(f);
@@ -155,11 +157,15 @@ export class WriteBehind extends PassThrough implements Xlator {
     return this.drain(this.files.get(fd.gfid));
   }
 
-  /** Pending writes of the file at loc (by gfid or by a path it was opened under). */
+  /** The files with writes pending at loc (by gfid or by a path one was opened under). */
+  private filesAt(loc: Loc): WbFile[] {
+    if (this.files.size === 0) return [];
+    return [...this.files.values()].filter((f) => (loc.gfid && f.gfid === loc.gfid) || f.paths.has(loc.path));
+  }
+
   private async drainLoc(loc: Loc): Promise<void> {
-    if (this.files.size === 0) return;
-    const hit = [...this.files.values()].filter((f) => (loc.gfid && f.gfid === loc.gfid) || f.paths.has(loc.path));
-    await Promise.all(hit.map((f) => this.drain(f)));
+    const hit = this.filesAt(loc);
+    if (hit.length) await Promise.all(hit.map((f) => this.drain(f)));
   }
 
   private async drainAll(): Promise<void> {
@@ -231,7 +237,25 @@ export class WriteBehind extends PassThrough implements Xlator {
   override async lookup(ctx: Ctx, loc: Loc, xattrs?: string[]): Promise<LookupReply> { await this.drainLoc(loc); return this.child.lookup(ctx, loc, xattrs); }
   override async stat(ctx: Ctx, loc: Loc): Promise<Iatt> { await this.drainLoc(loc); return this.child.stat(ctx, loc); }
   override async truncate(ctx: Ctx, loc: Loc, size: number): Promise<Iatt> { await this.drainLoc(loc); return this.child.truncate(ctx, loc, size); }
-  override async setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs): Promise<Iatt> { await this.drainLoc(loc); return this.child.setattr(ctx, loc, attrs); }
+
+  /** What is pending leaves now, and the setattr right behind it: each brick applies it after the
+   *  writes that reached it first (ctx.after), so it need not wait for their answers. It is
+   *  answered once they are, as if it had waited. A size change waits (it reads the writes' end). */
+  override async setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs): Promise<Iatt> {
+    const hit = this.filesAt(loc);
+    if (hit.length === 0) return this.child.setattr(ctx, loc, attrs);
+    if (attrs.size !== undefined) {
+      await this.drainLoc(loc);
+      return this.child.setattr(ctx, loc, attrs);
+    }
+    for (const f of hit) this.send(f);
+    const flights = hit.flatMap((f) => [...f.flights]);
+    const [iatt] = await Promise.all([
+      this.child.setattr({ ...ctx, after: flights.map((x) => x.mark) }, loc, attrs),
+      Promise.allSettled(flights.map((x) => x.done)),
+    ]);
+    return iatt;
+  }
   override async unlink(ctx: Ctx, loc: Loc): Promise<void> { await this.drainLoc(loc); return this.child.unlink(ctx, loc); }
   override async xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer> { await this.drainLoc(loc); return this.child.xattrop(ctx, loc, name, add); }
 

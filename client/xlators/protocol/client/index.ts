@@ -16,6 +16,7 @@ import {
   newFd, OPEN_IATT, type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
+import type { WriteMark } from '../../../../common/write-mark.js';
 import type { XlatorContext } from '../../registry.js';
 
 
@@ -67,10 +68,17 @@ function toWireFlock(l: Flock) {
 export class ProtocolClient extends PassThrough implements Xlator {
   /** Applies ctx.pre on the brick before the operation, in the same round trip. */
   readonly preOpCompound = true;
+  /** Whether the brick lets ctx.unlock's lock go after the operation (one from before it
+   *  ignores the field). */
+  get unlockCompound(): boolean {
+    return this.features.has('unlock-after');
+  }
   private readonly opts: Options;
   /** Bumped when reconfigure moves this translator to another brick. */
   private gen = 0;
   private brickPid = 0;
+  /** What the brick answering does beyond the calls (PingRes.features). */
+  private features = new Set<string>();
   private client?: grpc.Client;
   private connecting?: Promise<grpc.Client>;
   private up = false;
@@ -250,11 +258,12 @@ export class ProtocolClient extends PassThrough implements Xlator {
         const client = new Brick(`${this.opts['remote-host']}:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
         // Handshake: which brick process answers decides whether fds opened earlier still hold.
         try {
-          const res = await new Promise<{ pid?: number }>((resolve, reject) => {
+          const res = await new Promise<{ pid?: number; features?: string[] }>((resolve, reject) => {
             (client as unknown as Record<string, Unary>).Ping({}, ctxToMetadata(this.xctx.rootCtx, this.xctx.volumeId, this.xctx.secret),
               { deadline: Date.now() + this.opts['ping-timeout'] * 1000 }, (err, r) => (err ? reject(fromGrpcError(err, `Ping on ${this.brick}`)) : resolve(r)));
           });
           this.notePid(res.pid);
+          this.features = new Set(res.features ?? []);
         } catch (e) {
           client.close();
           throw e;
@@ -271,9 +280,9 @@ export class ProtocolClient extends PassThrough implements Xlator {
   /** One operation on the brick: Ping as a unary call (the handshake and heartbeat), everything
    * else as one message each way on the channel's Session stream. A brick that cannot be reached
    * drops the channel so the next call asks portmap again. */
-  private call<T = any>(method: string, req: unknown, ctx: Ctx, timeoutMs = this.opts['call-timeout'] * 1000): Promise<T> {
+  private call<T = any>(method: string, req: unknown, ctx: Ctx, timeoutMs = this.opts['call-timeout'] * 1000, afterWrites = false): Promise<T> {
     // Connected: no await before the request is on its way (each one is a turn of the microtask queue).
-    return this.client ? this.send<T>(this.client, method, req, ctx, timeoutMs) : this.connectAndCall<T>(method, req, ctx, timeoutMs);
+    return this.client ? this.send<T>(this.client, method, req, ctx, timeoutMs, afterWrites) : this.connectAndCall<T>(method, req, ctx, timeoutMs);
   }
 
   private async connectAndCall<T>(method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
@@ -287,9 +296,9 @@ export class ProtocolClient extends PassThrough implements Xlator {
     return this.send<T>(client, method, req, ctx, timeoutMs);
   }
 
-  private send<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
+  private send<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number, afterWrites = false): Promise<T> {
     if (ctx.signal?.aborted) return Promise.reject(new FsError('EINTR', `${method} on ${this.brick}: interrupted`));
-    return method === 'Ping' ? this.unary<T>(client, method, req, ctx, timeoutMs) : this.viaSession<T>(client, method, req, ctx, timeoutMs);
+    return method === 'Ping' ? this.unary<T>(client, method, req, ctx, timeoutMs) : this.viaSession<T>(client, method, req, ctx, timeoutMs, afterWrites);
   }
 
   private unary<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
@@ -315,7 +324,10 @@ export class ProtocolClient extends PassThrough implements Xlator {
         settled = true;
         if (started) profileAdd(`rpc.${method}`, performance.now() - started);
         if (!err) {
-          if (method === 'Ping') this.notePid((res as { pid?: number })?.pid);
+          if (method === 'Ping') {
+            this.notePid((res as { pid?: number })?.pid);
+            this.features = new Set((res as { features?: string[] })?.features ?? []);
+          }
           this.setUp(true);
           resolve(res as T);
           return;
@@ -375,7 +387,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     }
   }
 
-  private viaSession<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
+  private viaSession<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number, afterWrites: boolean): Promise<T> {
     const s = this.sessionOf(client);
     const id = this.nextId++;
     const started = profileEnabled() ? performance.now() : 0;
@@ -404,12 +416,13 @@ export class ProtocolClient extends PassThrough implements Xlator {
       const unlock = ctx.unlock && { loc: ProtocolClient.wloc(ctx.unlock.loc), cmd: 'setlk', lock: toWireFlock(ctx.unlock.lock) };
       const released = this.takeReleases();
       try {
-        p.sent = encodeSession('req', { id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, unlock, released, [method.toLowerCase()]: req });
+        p.sent = encodeSession('req', { id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, unlock, released, after_writes: afterWrites || undefined, [method.toLowerCase()]: req });
       } catch (e) {
         p.settle(new FsError('EINVAL', `${method} on ${this.brick}: cannot encode the request: ${(e as Error).message}`));
         return;
       }
       s.stream.write(p.sent);
+      ctx.written?.sent(s);
     });
   }
 
@@ -550,7 +563,22 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs): Promise<Iatt> {
-    return iattFromWire((await this.call('Setattr', { loc: ProtocolClient.wloc(loc), ...setattrToWire(attrs) }, ctx)).iatt);
+    const afterWrites = ctx.after?.length ? await this.followWrites(ctx.after) : false;
+    return iattFromWire((await this.call('Setattr', { loc: ProtocolClient.wloc(loc), ...setattrToWire(attrs) }, ctx, undefined, afterWrites)).iatt);
+  }
+
+  /** Whether a request may go now with after_writes, behind these writes: once each was sent on
+   *  the current session or has finished. If the brick cannot order it, or the session changed
+   *  meanwhile, it waits for all of them to finish (false). No await follows a true: the
+   *  request goes on that same session. */
+  private async followWrites(marks: readonly WriteMark[]): Promise<boolean> {
+    const s = this.features.has('after-writes') ? this.session : undefined;
+    if (s) {
+      const sent = await Promise.all(marks.map((m) => m.sentOn(s)));
+      if (this.session === s) return sent.some(Boolean);
+    }
+    await Promise.all(marks.map((m) => m.finished));
+    return false;
   }
 
   override async statfs(ctx: Ctx, loc: Loc): Promise<Statfs> {
