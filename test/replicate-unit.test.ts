@@ -290,6 +290,39 @@ test('entry heals by another client while this one creates in the directory: no 
   await shd.fini();
 });
 
+test('a directory found alike everywhere is listed again within a second without lookups; a child event, a pending entry or the second passing looks again', async (t) => {
+  const { kids, r } = await setup();
+  const d = newGfid();
+  await r.mkdir(C, file('/d'), { mode: S_IFDIR | 0o755, umask: 0, gfid: d });
+  for (let i = 0; i < 3; i++) await writeFile(r, `/d/f${i}`, 'x');
+  await r.entryTxns.flushAll();
+  let lookups = 0;
+  for (const k of kids) {
+    const orig = k.lookup.bind(k);
+    k.lookup = (...a: Parameters<typeof k.lookup>) => { if (a[1].path === '/d') lookups++; return orig(...a); };
+  }
+  const names = async () => (await r.readdirp(C, { path: '/d', gfid: d })).map((e) => e.name).filter((n) => n.startsWith('f')).sort();
+  t.deepEqual(await names(), ['f0', 'f1', 'f2']);
+  t.is(lookups, 2, 'the first listing looks the directory up on both children');
+  t.deepEqual(await names(), ['f0', 'f1', 'f2']);
+  t.is(lookups, 2, 'the second, within the second, does not');
+  // A child away and back: what it missed is pending, so the listing looks again and reads a source.
+  down(r, kids[1]);
+  await writeFile(r, '/d/f3', 'y');
+  up(r, kids[1]);
+  const n = lookups;
+  for (let i = 0; i < 3; i++) t.deepEqual(await names(), ['f0', 'f1', 'f2', 'f3'], 'from the copy that has the new name');
+  t.is(lookups - n, 6, 'pending: every listing looks again');
+  await r.heal('/d');
+  await names();
+  const m = lookups;
+  await names();
+  t.is(lookups, m, 'healed: alike again, no lookups');
+  await new Promise((res) => setTimeout(res, 1100));
+  await names();
+  t.is(lookups, m + 2, 'a second later it looks again');
+});
+
 test('entry heal of many names at once: every file with its data and gfid, hard links linked once', async (t) => {
   const { kids, r } = await setup(2, { 'shd-max-threads': 8 });
   down(r, kids[1]);
