@@ -581,6 +581,29 @@ async function sessionOf(b: Daemon, name = 'c'): Promise<Xlator> {
   return xl;
 }
 
+/** Two brick daemons of one volume, and replicate translators over protocol/clients of them. */
+async function replicaPair() {
+  const [b1, b2] = [await startBrickd(), await startBrickd()];
+  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
+  const clients = async () => [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')];
+  const replicaOf = async (children?: Xlator[]) => {
+    const r = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, children ?? (await clients()), xctx);
+    await r.init();
+    return r;
+  };
+  return { b1, b2, clients, replicaOf };
+}
+
+/** Counts the inodelk calls made through these clients from now on. */
+function countInodelks(children: Xlator[]): () => number {
+  let n = 0;
+  for (const c of children) {
+    const orig = c.inodelk.bind(c);
+    c.inodelk = (...a: Parameters<Xlator['inodelk']>) => { n++; return orig(...a); };
+  }
+  return () => n;
+}
+
 test('a closed file costs no round trip: its release rides on the next request, or goes alone 10 ms later, or at fini', async (t) => {
   const b = await startBrickd(); // its own daemon: other tests' files would be counted
   const xl = await sessionOf(b);
@@ -632,13 +655,7 @@ test('inode locks: readers share, a waiting writer goes before new readers, and 
 });
 
 test('replicate over two real bricks: metadata heals of another client while this one chmods: no counter left skewed, both copies end alike', async (t) => {
-  const [b1, b2] = [await startBrickd(), await startBrickd()];
-  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
-  const replicaOf = async () => {
-    const r = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')], xctx);
-    await r.init();
-    return r;
-  };
+  const { b1, b2, replicaOf } = await replicaPair();
   const [mount, shd] = [await replicaOf(), await replicaOf()];
   t.teardown(async () => { await mount.fini(); await shd.fini(); });
   const { fd } = await mount.create(USER, { path: '/m' }, O_RDWR, args(newGfid()));
@@ -764,26 +781,14 @@ test('a setattr sent behind writes not yet answered lands after them (after_writ
 });
 
 test('replicate over two real bricks: chmod and utimes of a file being written join its data transaction (no inode lock calls of their own), another client\'s heals wait, nothing stays pending', async (t) => {
-  const [b1, b2] = [await startBrickd(), await startBrickd()];
-  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
-  let inodelks = 0;
-  const replicaOf = async (count: boolean) => {
-    const children = [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')];
-    if (count) {
-      for (const c of children) {
-        const orig = c.inodelk.bind(c);
-        c.inodelk = (...a: Parameters<Xlator['inodelk']>) => { inodelks++; return orig(...a); };
-      }
-    }
-    const r = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, children, xctx);
-    await r.init();
-    return r;
-  };
-  const [mount, shd] = [await replicaOf(true), await replicaOf(false)];
+  const { b1, b2, clients, replicaOf } = await replicaPair();
+  const children = await clients();
+  const inodelks = countInodelks(children);
+  const [mount, shd] = [await replicaOf(children), await replicaOf()];
   t.teardown(async () => { await mount.fini(); await shd.fini(); });
   await mount.mkdir(USER, { path: '/d' }, { mode: 0o755, umask: 0, gfid: newGfid() });
   await new Promise((r) => setTimeout(r, 200)); // the directory's entry transaction is over
-  const before = inodelks;
+  const before = inodelks();
   let changing = true;
   let heals = 0;
   const healing = (async () => {
@@ -799,7 +804,7 @@ test('replicate over two real bricks: chmod and utimes of a file being written j
   }
   await mount.flush(USER, fd);
   await mount.release(USER, fd);
-  const lockCalls = inodelks - before;
+  const lockCalls = inodelks() - before;
   changing = false;
   await healing;
   await mount.fini();
@@ -824,29 +829,23 @@ test('replicate over two real bricks: chmod and utimes of a file being written j
 });
 
 test('replicate over real bricks: a brick that does not say it lets a request\'s unlock go (one from before that) gets metadata transactions of their own, and no lock stays held', async (t) => {
-  const [b1, b2] = [await startBrickd(), await startBrickd()];
-  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
-  const children = [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')];
+  const { b1, b2, clients, replicaOf } = await replicaPair();
+  const children = await clients();
   t.true((children[0] as unknown as { unlockCompound: boolean }).unlockCompound, 'a brick of this release says it does (Ping)');
   Object.defineProperty(children[1], 'unlockCompound', { value: false });
-  let inodelks = 0;
-  for (const c of children) {
-    const orig = c.inodelk.bind(c);
-    c.inodelk = (...a: Parameters<Xlator['inodelk']>) => { inodelks++; return orig(...a); };
-  }
-  const mount = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, children, xctx);
-  await mount.init();
+  const inodelks = countInodelks(children);
+  const mount = await replicaOf(children);
   t.teardown(() => mount.fini());
   const gfid = newGfid();
   const { fd } = await mount.create(USER, { path: '/f' }, O_RDWR, args(gfid));
   await new Promise((r) => setTimeout(r, 300)); // the root's entry transaction is over
-  const before = inodelks;
+  const before = inodelks();
   for (let i = 0; i < 3; i++) {
     await mount.write(USER, fd, i * 4096, Buffer.alloc(4096, i));
     await mount.setattr(USER, { path: '/f', gfid }, { mode: 0o600 + i });
   }
   await mount.release(USER, fd);
-  t.true(inodelks - before >= 6, `${inodelks - before} inodelk calls: each chmod locked and unlocked the inode itself`);
+  t.true(inodelks() - before >= 6, `${inodelks() - before} inodelk calls: each chmod locked and unlocked the inode itself`);
   for (const b of [b1, b2]) t.is((await stat(join(b.brick, 'f'))).mode & 0o777, 0o602, `mode on ${b.brick}`);
   const other = await sessionOf(b2);
   t.teardown(() => other.fini());
@@ -854,14 +853,12 @@ test('replicate over real bricks: a brick that does not say it lets a request\'s
 });
 
 test('replicate over two real bricks: a chmod that fails on one brick inside a data transaction leaves that brick blamed for metadata only, and a heal levels it', async (t) => {
-  const [b1, b2] = [await startBrickd(), await startBrickd()];
-  const xctx = { log: createLogger('test', 'silent'), volume: 'testvol', volumeId: b1.volumeId, secret: b1.secret, rootCtx: ROOT_CTX };
-  const children = [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')];
+  const { b1, b2, clients, replicaOf } = await replicaPair();
+  const children = await clients();
   let failing = false;
   const orig = children[1].setattr.bind(children[1]);
   children[1].setattr = (...a: Parameters<Xlator['setattr']>) => (failing ? Promise.reject(new FsError('EIO', 'injected')) : orig(...a));
-  const mount = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, children, xctx);
-  await mount.init();
+  const mount = await replicaOf(children);
   t.teardown(() => mount.fini());
   const gfid = newGfid();
   const { fd } = await mount.create(USER, { path: '/f' }, O_RDWR, args(gfid));
@@ -881,8 +878,7 @@ test('replicate over two real bricks: a chmod that fails on one brick inside a d
   t.deepEqual(await counters(b1, 'testvol-client-0'), new Array(12).fill(0));
   t.is((await stat(join(b1.brick, 'f'))).mode & 0o777, 0o600);
   t.is((await stat(join(b2.brick, 'f'))).mode & 0o777, 0o640);
-  const healer = new Replicate('testvol-replicate-0', { 'background-self-heal-count': 0 }, [await sessionOf(b1, 'testvol-client-0'), await sessionOf(b2, 'testvol-client-1')], xctx);
-  await healer.init();
+  const healer = await replicaOf();
   t.teardown(() => healer.fini());
   await healer.heal('/f', true);
   for (const b of [b1, b2]) {
