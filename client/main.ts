@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { toErrno } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
+import { DATA_DAEMON_NODE_FLAGS } from '../common/node-flags.js';
 import { profileSnapshot } from '../common/profile.js';
 import { ROOT_CTX } from '../common/types.js';
 import type { VolumeSpec } from '../common/spec.js';
@@ -253,7 +254,7 @@ async function lastProblems(logFile: string): Promise<string> {
 function daemonize(argv: string[], logFile: string): Promise<number> {
   return new Promise((resolvePromise) => {
     const child = fork(fileURLToPath(import.meta.url), [...argv, '--foreground', '--ready-ipc'], {
-      detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], execArgv: [...process.execArgv, ...DATA_DAEMON_NODE_FLAGS],
     });
     let done = false;
     const finish = (code: number, msg?: string) => {

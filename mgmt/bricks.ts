@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { DATA_DAEMON_NODE_FLAGS } from '../common/node-flags.js';
 import { brickService, CHANNEL_OPTIONS } from '../common/proto.js';
 import { ctxToMetadata } from '../common/wire.js';
 import { ROOT_CTX } from '../common/types.js';
@@ -157,7 +158,7 @@ export class BrickManager {
       const out = openSync(join(logDir, `${base}.out`), 'a');
       let child: ChildProcess;
       try {
-        child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
+        child = spawn(process.execPath, [...DATA_DAEMON_NODE_FLAGS, ...args], { detached: true, stdio: ['ignore', out, out] });
       } finally {
         closeSync(out);
       }

@@ -6,6 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
+import { DATA_DAEMON_NODE_FLAGS } from '../common/node-flags.js';
 import { pidAlive } from './bricks.js';
 import type { Store } from './store.js';
 import type { VolumeDef } from './types.js';
@@ -59,7 +60,7 @@ export class ShdManager {
     rmSync(pidFile, { force: true });
     try {
       const child = spawn(process.execPath, [
-        main, '--volfile-server', `${this.hostname}:${this.port}`, '--volume', v.name, '--node-host', this.hostname,
+        ...DATA_DAEMON_NODE_FLAGS, main, '--volfile-server', `${this.hostname}:${this.port}`, '--volume', v.name, '--node-host', this.hostname,
         '--log-file', logFile, '--log-level', this.logLevel, '--pid-file', pidFile,
       ], { detached: true, stdio: ['ignore', out, out] });
       child.unref();

@@ -1,10 +1,11 @@
 // gfsd and the gfs CLI end to end: three real gfsd on 127.0.20.1-3, the CLI as a child process,
 // real brick daemons. The tests share one cluster and run in order.
 import test from 'ava';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
+import { DATA_DAEMON_NODE_FLAGS } from '../common/node-flags.js';
 import { CHANNEL_OPTIONS, mgmtService } from '../common/proto.js';
 import { parseSpec } from '../common/spec.js';
 import { clusterOf } from '../mgmt/volgen.js';
@@ -224,6 +225,10 @@ test.serial('volume start runs both bricks; GetSpec and Portmap', async (t) => {
     t.true(alive(b.pid), `pid ${b.pid}`);
     t.true(await canConnect(b.host, b.port), `${b.host}:${b.port}`);
     t.true(b.port >= 49152);
+    // Started with the data daemons' heap flags, before its program.
+    const argv = readFileSync(`/proc/${b.pid}/cmdline`, 'utf8').split('\0');
+    t.deepEqual(argv.slice(1, 1 + DATA_DAEMON_NODE_FLAGS.length), [...DATA_DAEMON_NODE_FLAGS]);
+    t.regex(argv[1 + DATA_DAEMON_NODE_FLAGS.length], /brickd\/main\.js$/);
   }
   const spec = parseSpec((await rpc<{ spec_json: string }>(n2.addr, 'GetSpec', { volume: 'v1' })).spec_json);
   t.is(spec.volumeId, volumeId);
