@@ -887,3 +887,33 @@ test('replicate over two real bricks: a chmod that fails on one brick inside a d
     for (const k of ['testvol-client-0', 'testvol-client-1']) t.deepEqual(await counters(b, k), new Array(12).fill(0), `${k} on ${b.brick}`);
   }
 });
+
+test('replicate over real bricks: a truncate by path waits while a data heal holds the file, then cuts every copy', async (t) => {
+  const { b1, b2, replicaOf } = await replicaPair();
+  const mount = await replicaOf();
+  t.teardown(() => mount.fini());
+  const gfid = newGfid();
+  const { fd } = await mount.create(USER, { path: '/tr' }, O_RDWR, { ...args(gfid), mode: 0o100644 });
+  await mount.write(USER, fd, 0, Buffer.alloc(64 * 1024, 7));
+  await mount.release(USER, fd);
+  // A healer's data lock on the first brick's copy, as a data heal takes it (on an fd, the
+  // transaction range, exclusive).
+  const healer = await sessionOf(b1);
+  t.teardown(() => healer.fini());
+  const hfd = await healer.open(ROOT_CTX, { path: '/tr', gfid }, O_RDWR);
+  const healLock = { type: 'write' as const, start: 1n << 50n, len: 1n, pid: 0, owner: 'a-healer' };
+  await healer.lk(ROOT_CTX, hfd, 'setlk', healLock);
+  let cut = false;
+  const truncated = mount.truncate(USER, { path: '/tr', gfid }, 100).then((iatt) => { cut = true; return iatt; });
+  await new Promise((r) => setTimeout(r, 500));
+  t.false(cut, 'the truncate waits for the heal');
+  for (const b of [b1, b2]) t.is((await stat(join(b.brick, 'tr'))).size, 64 * 1024, `${b.brick} untouched while the heal holds the file`);
+  await healer.lk(ROOT_CTX, hfd, 'setlk', { ...healLock, type: 'unlock' });
+  t.is(Number((await truncated).size), 100);
+  for (const b of [b1, b2]) {
+    t.is((await stat(join(b.brick, 'tr'))).size, 100, `size on ${b.brick}`);
+    for (const k of ['testvol-client-0', 'testvol-client-1']) {
+      t.deepEqual([...((await getAttribute(join(b.brick, 'tr'), `trusted.gfs.afr.${k}`)) ?? Buffer.alloc(12))], new Array(12).fill(0), `${k} on ${b.brick}`);
+    }
+  }
+});

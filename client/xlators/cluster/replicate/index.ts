@@ -52,6 +52,7 @@ export interface InodeState { data?: Direction; metadata?: Direction; entry?: Di
 export const SPLIT_BRAIN_XATTR = 'trusted.gfs.heal.split-brain';
 
 const O_ACCMODE = 3;
+const O_WRONLY = 1;
 const O_TRUNC = 0o1000;
 
 export class Replicate extends PassThrough implements Xlator {
@@ -402,9 +403,17 @@ export class Replicate extends PassThrough implements Xlator {
     return this.metadataTxn(`setattr ${loc.path}`, ctx, loc, (i, cx) => this.children[i].setattr(cx, loc, meta));
   }
 
+  /** truncate by path goes through an fd, as open with O_TRUNC does: it runs in the inode's data
+   *  transaction and takes its lock, so it waits for a data heal that holds the file instead of
+   *  cutting the copy under it (the heal would level the copies to the old data and clear the
+   *  marks). Like any open, it refuses a data split-brain. */
   override async truncate(ctx: Ctx, loc: Loc, size: number): Promise<Iatt> {
-    const res = await transact(this, `truncate ${loc.path}`, 'data', [loc], ctx, (i, cx) => (i === this.arbiter ? this.children[i].stat(cx, loc) : this.children[i].truncate(cx, loc, size)));
-    return this.firstOk(res);
+    const fd = await this.open(ctx, loc, O_WRONLY);
+    try {
+      return await this.ftruncate(ctx, fd, size);
+    } finally {
+      await this.release(ctx, fd);
+    }
   }
 
   override async setxattr(ctx: Ctx, loc: Loc, name: string, value: Buffer, flags: number): Promise<void> {

@@ -314,7 +314,7 @@ const preFailed = (e: unknown) => (e as { preFailed?: boolean }).preFailed === t
 
 /**
  * Runs op on every up child inside a transaction whose changelog lives on `locs` (the inode for
- * metadata and truncate; entry operations go to their parent directories' EntryTxns). An op that
+ * metadata; entry operations go to their parent directories' EntryTxns, data ones to DataTxns). An op that
  * fails on every child with the same errno changed nothing: its marks are cleared everywhere and
  * the error is returned. Where
  * every child can, the pre-op travels with the op (one round trip: the brick marks, then acts, and
