@@ -314,11 +314,11 @@ const preFailed = (e: unknown) => (e as { preFailed?: boolean }).preFailed === t
 
 /**
  * Runs op on every up child inside a transaction whose changelog lives on `locs` (the inode for
- * metadata; entry operations go to their parent directories' EntryTxns, data ones to DataTxns). An op that
- * fails on every child with the same errno changed nothing: its marks are cleared everywhere and
- * the error is returned. Where
- * every child can, the pre-op travels with the op (one round trip: the brick marks, then acts, and
- * does not act if marking failed); the post-op follows without the caller waiting for it.
+ * metadata; entry operations go to their parent directories' EntryTxns, data ones to DataTxns).
+ * An op that fails on every child with the same errno changed nothing: its marks are cleared
+ * everywhere and the error is returned. Where every child can, the pre-op travels with the op
+ * (one round trip: the brick marks, then acts, and does not act if marking failed); the post-op
+ * follows without the caller waiting for it.
  */
 export async function transact<T>(r: Replicate, what: string, type: TxnType, locs: Loc[], ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>): Promise<Settled<T>[]> {
   if (type === 'entry') return r.entryTxns.run(what, locs, ctx, op);
