@@ -148,6 +148,24 @@ test('a child down during writes is blamed on the others, never read, and healed
   for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero);
 });
 
+test('a truncate by path with a child down cuts the copy that is up, blames the other, and a heal cuts it too', async (t) => {
+  const { kids, r } = await setup();
+  await writeFile(r, '/f', 'abcdefgh');
+  down(r, kids[1]);
+  const iatt = await r.truncate(C, file('/f'), 3);
+  t.is(Number(iatt.size), 3);
+  t.is(kids[0].data('/f'), 'abc');
+  t.is(kids[1].data('/f'), 'abcdefgh');
+  t.true(kids[0].counts('/f', kids[1].name)[0] > 0, 'brick 0 blames brick 1 for data');
+  t.deepEqual(kids[0].counts('/f', kids[0].name), zero);
+  up(r, kids[1]);
+  t.is(await readFile(r, '/f'), 'abc');
+  t.false((await r.heal('/f')).splitBrain);
+  t.is(kids[1].data('/f'), 'abc');
+  for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero);
+  t.is(((await r.truncate(C, file('/missing'), 0).catch((e: unknown) => e)) as FsError).errno, 'ENOENT');
+});
+
 test('a heal that cannot reach one stale copy keeps the blame on it: only the copies it made alike are cleared', async (t) => {
   const { kids, r } = await setup(3, { 'quorum-type': 'none' });
   await writeFile(r, '/f', 'v1');
