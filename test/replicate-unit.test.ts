@@ -277,6 +277,36 @@ test('an entry operation that fails on one child only: that child stays blamed f
   for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/', j.name), zero, `/ on ${k.name} for ${j.name}`);
 });
 
+test('a rename waiting for one directory\'s lock holds no other directory\'s transaction open meanwhile', async (t) => {
+  const { kids, r } = await setup();
+  const dir = () => ({ mode: S_IFDIR | 0o755, umask: 0, gfid: newGfid() });
+  await r.mkdir(C, file('/a'), dir());
+  await r.mkdir(C, file('/b'), dir());
+  await r.entryTxns.flushAll();
+  // A heal (another client) holds /a on every brick.
+  const heal = { type: 'write' as const, start: 1n << 50n, len: 1n, pid: 0, owner: 'a-healer' };
+  for (const k of kids) await k.inodelk(C, file('/a'), 'setlk', heal);
+  // /b's transaction is open (this create), and the rename joins it, then waits for /a.
+  await r.release(C, (await r.create(C, file('/b/t'), 2, { mode: S_IFREG | 0o644, umask: 0, gfid: newGfid() })).fd);
+  let renamed = false;
+  const renaming = r.rename(C, file('/b/t'), file('/a/t')).then(() => { renamed = true; });
+  const entry = (path: string) => kids.flatMap((k) => kids.map((j) => k.counts(path, j.name)[2]));
+  // /b's window closes on its own: its marks are cleared and its lock let go while the rename waits.
+  await new Promise((res) => setTimeout(res, 600));
+  t.false(renamed, 'the rename waits for /a');
+  t.deepEqual(entry('/b'), [0, 0, 0, 0], 'the marks on /b are cleared while the rename waits');
+  for (const k of kids) await k.inodelk(C, file('/b'), 'setlk', { ...heal, owner: 'another-healer' });
+  for (const k of kids) await k.inodelk(C, file('/b'), 'setlk', { ...heal, owner: 'another-healer', type: 'unlock' });
+  for (const k of kids) await k.inodelk(C, file('/a'), 'setlk', { ...heal, type: 'unlock' });
+  await renaming;
+  await r.entryTxns.flushAll();
+  for (const k of kids) {
+    t.true(k.names.has('/a/t'), `/a/t on ${k.name}`);
+    t.false(k.names.has('/b/t'), `/b/t gone on ${k.name}`);
+  }
+  t.deepEqual([...entry('/a'), ...entry('/b')], new Array(8).fill(0));
+});
+
 test('entry heals by another client while this one creates in the directory: no counter left skewed, no name lost', async (t) => {
   const { kids, r } = await setup();
   // The self-heal daemon: a second client of the same bricks, healing the directory over and over

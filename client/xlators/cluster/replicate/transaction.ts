@@ -144,11 +144,8 @@ export class EntryTxns {
    *  nobody; any other failure blames that child until a heal. */
   async run<T>(what: string, dirs: Loc[], ctx: Ctx, op: (i: number, cx: Ctx) => Promise<T>): Promise<Settled<T>[]> {
     const r = this.r;
-    const begun = await Promise.allSettled(dirs.map((d) => this.begin(what, d)));
-    const txns = begun.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+    const txns = await this.join(what, dirs);
     try {
-      const failed = begun.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-      if (failed) throw failed.reason;
       const targets = r.upChildren().filter((i) => txns.every((t) => t.locked.includes(i) && !t.failed.has(i)));
       // A child that went down meanwhile misses this op: it stays blamed.
       for (const t of txns) for (const i of t.locked) if (!targets.includes(i)) t.failed.add(i);
@@ -165,8 +162,9 @@ export class EntryTxns {
       return res;
     } finally {
       for (const t of txns) this.end(t);
-      // The answer does not wait for the post-op; readers of these changelogs in this client do.
-      r.behind(dirs, Promise.all(txns.map((t) => t.sent)).then(() => undefined));
+      // The answer does not wait for the post-op; readers of these changelogs in this client do,
+      // each for its own directory's (a rename's two are not one).
+      for (const t of txns) r.behind([t.dir], t.sent);
     }
   }
 
@@ -202,8 +200,26 @@ export class EntryTxns {
     }
   }
 
-  /** Joins the open transaction of dir (or opens one, locking the directory). */
-  private async begin(what: string, dir: Loc): Promise<EntryTxn> {
+  /** Joins the open transaction of every dir (opening and locking those that have none), all at
+   *  once when every one is ready: an operation that waits for one directory's lock holds none of
+   *  the others open meanwhile. (A rename that kept its target directory's transaction open while
+   *  it waited for its source's lock, held by a heal that waited for that transaction's post-op,
+   *  waited for ever.) */
+  private async join(what: string, dirs: Loc[]): Promise<EntryTxn[]> {
+    for (;;) {
+      const txns = await Promise.all(dirs.map((d) => this.ready(what, d)));
+      // One closed while another was being locked: take them again.
+      if (txns.some((t) => t.closing || this.open.get(t.dir.path) !== t)) continue;
+      for (const t of txns) {
+        t.inflight++;
+        if (++t.ops >= ENTRY_TXN_MAX) void this.close(t);
+      }
+      return txns;
+    }
+  }
+
+  /** The open transaction of dir once it is locked (opened, locking the directory, if none is). */
+  private async ready(what: string, dir: Loc): Promise<EntryTxn> {
     let t = this.open.get(dir.path);
     // A child that came up since it locked would go unlocked: start afresh.
     if (t && this.r.upChildren().some((i) => !t!.locked.includes(i))) { void this.close(t); t = undefined; }
@@ -221,14 +237,7 @@ export class EntryTxns {
       );
       t = fresh;
     }
-    t.inflight++;
-    if (++t.ops >= ENTRY_TXN_MAX) void this.close(t);
-    try {
-      await t.ready;
-    } catch (e) {
-      this.end(t);
-      throw e;
-    }
+    await t.ready;
     return t;
   }
 
