@@ -202,9 +202,9 @@ export class EntryTxns {
 
   /** Joins the open transaction of every dir (opening and locking those that have none), all at
    *  once when every one is ready: an operation that waits for one directory's lock holds none of
-   *  the others open meanwhile. (A rename that kept its target directory's transaction open while
-   *  it waited for its source's lock, held by a heal that waited for that transaction's post-op,
-   *  waited for ever.) */
+   *  the others open meanwhile: the holder of that lock (a heal) may be waiting for one of them to
+   *  close. (pjdfstest's rename/10.t on replicate hung so: the rename kept its target directory's
+   *  transaction open while it waited for its source directory's lock.) */
   private async join(what: string, dirs: Loc[]): Promise<EntryTxn[]> {
     for (;;) {
       const txns = await Promise.all(dirs.map((d) => this.ready(what, d)));
