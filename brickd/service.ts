@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { bulkBuffers } from '../common/buffers.js';
 import { FsError, toErrno, toFsError } from '../common/errors.js';
 import { profileAdd, profileEnabled } from '../common/profile.js';
-import { encodeSession } from '../common/proto.js';
+import { encodeSession, SessionOutbox } from '../common/proto.js';
 import type { CreateArgs, Ctx, Flock, LockCmd, LockType } from '../common/types.js';
 import { MD, authError, ctxFromMetadata, iattToWire, setattrFromWire, toGrpcError, type WireSetattr } from '../common/wire.js';
 import type { Brick } from './brick.js';
@@ -36,7 +36,7 @@ const iattRes = async (p: Promise<import('../common/types.js').Iatt>) => ({ iatt
 const empty = async (p: Promise<void>) => { await p; return {}; };
 
 /** What this brick does beyond the calls (PingRes.features). */
-const BRICK_FEATURES = ['after-writes', 'unlock-after'] as const;
+const BRICK_FEATURES = ['after-writes', 'unlock-after', 'session-batch'] as const;
 
 /** One row per rpc of proto/brick.proto. */
 export const HANDLERS: Record<string, Handler> = {
@@ -196,8 +196,10 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
     const running = new Map<number, AbortController | null>();
     let closed = false;
     let ending = false;
+    const out = new SessionOutbox('res', call.metadata.get(MD.sessionBatch)[0] === '1', (m, cb) => { if (!closed) call.write(m, cb); });
     const finish = () => {
       if (ending && !closed && running.size === 0) {
+        out.flush();
         closed = true;
         dropInodelks();
         call.end();
@@ -234,7 +236,12 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
     call.on('cancelled', stop);
     call.on('error', stop);
     call.on('end', () => { ending = true; finish(); });
+    // A carrier's requests run as if each had come on its own, in order.
     call.on('data', (m: Wire) => {
+      if (m.batch?.length) for (const r of m.batch as Wire[]) onRequest(r);
+      else onRequest(m);
+    });
+    function onRequest(m: Wire): void {
       const id = Number(m.id);
       if (m.cancel) {
         running.get(id)?.abort();
@@ -243,7 +250,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       const field = String(m.req ?? '');
       const op = BY_FIELD.get(field);
       if (!op) {
-        if (!closed) call.write({ id, errno: 'ENOSYS', message: `no operation '${field}' on this brick` });
+        if (!closed) out.send(encodeSession('res', { id, errno: 'ENOSYS', message: `no operation '${field}' on this brick` }));
         return;
       }
       const ctx = callerCtx(m.caller);
@@ -323,11 +330,11 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
           // Encoded: a read's data buffer is free again, the message once the stream has sent it.
           const data = field === 'read' ? (reply as { read?: { data?: Buffer } }).read?.data : undefined;
           if (data) bulkBuffers.give(data);
-          call.write(sent, () => bulkBuffers.give(sent));
+          out.send(sent, () => bulkBuffers.give(sent));
         }
         finish();
       });
-    });
+    }
   };
 }
 

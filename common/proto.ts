@@ -171,6 +171,72 @@ export function encodeSession(kind: 'req' | 'res', msg: object): Buffer {
   return encoder(sessionTypes![kind])(msg);
 }
 
+/** A Session message at least this large leaves on its own (a bulk write or read, which is sent as
+ *  it is, without a copy). */
+const BATCH_MAX = 64 * 1024;
+
+/** The Session messages of one end, written to its stream. grpc-js writes each message of a
+ *  stream with a socket write of its own, once the one before it is out: N requests sent at once
+ *  would cost N socket writes (on loopback each also runs the receiver's side of TCP) and N passes
+ *  through both ends' stacks. So a message goes at once when the stream is idle, and the small ones
+ *  that come while a write is on its way leave together when it is done, as one carrier message
+ *  (FopRequest.batch or FopReply.batch, in their order), as a stream's writev would. An isolated
+ *  request waits for nothing. */
+export class SessionOutbox {
+  private queue: Buffer[] = [];
+  private cbs: (() => void)[] = [];
+  private bytes = 0;
+  private busy = false;
+  /** kind: whose messages ('req' for a client's, 'res' for a brick's); batch: whether the other end
+   *  reads carriers. */
+  constructor(private readonly kind: 'req' | 'res', private readonly batch: boolean, private readonly write: (m: Buffer, cb: () => void) => void) {}
+
+  /** m: encoded by encodeSession; cb once the stream has sent it. */
+  send(m: Buffer, cb?: () => void): void {
+    if (!this.batch) {
+      this.write(m, cb ?? (() => {}));
+      return;
+    }
+    if (m.length >= BATCH_MAX) { // after what is queued, on its own (the stream keeps the order)
+      this.flush();
+      this.out(m, cb ? [cb] : []);
+      return;
+    }
+    this.queue.push(m);
+    if (cb) this.cbs.push(cb);
+    this.bytes += m.length;
+    if (!this.busy || this.bytes >= BATCH_MAX) this.flush();
+  }
+
+  /** Writes what is queued now. */
+  flush(): void {
+    const q = this.queue;
+    if (q.length === 0) return;
+    const cbs = this.cbs;
+    this.queue = [];
+    this.cbs = [];
+    this.bytes = 0;
+    if (q.length === 1) {
+      this.out(q[0], cbs);
+      return;
+    }
+    // The carrier's only field, repeated: each message's tag (wire type 2), length and bytes.
+    const tag = ((this.kind === 'req' ? 9 : 5) << 3) | 2;
+    const w = protobuf.Writer.create();
+    for (const m of q) w.uint32(tag).bytes(m);
+    this.out(w.finish() as Buffer, cbs);
+  }
+
+  private out(m: Buffer, cbs: (() => void)[]): void {
+    this.busy = true;
+    this.write(m, () => {
+      this.busy = false;
+      for (const cb of cbs) cb();
+      this.flush();
+    });
+  }
+}
+
 /** The Session stream carries every file operation, so its messages skip proto-loader's
  *  fromObject/toObject passes (about a tenth of a round trip's CPU on each end): a decoded message
  *  is read as it is (absent fields read their defaults, `req`/`res` name the oneof that is set). */

@@ -84,6 +84,8 @@ export const MD = {
   groups: 'gfs-groups',
   pid: 'gfs-pid',
   errno: 'gfs-errno',
+  /** On a Session: this client reads FopReply.batch. */
+  sessionBatch: 'gfs-session-batch',
 } as const;
 
 export function ctxToMetadata(ctx: Ctx, volumeId: string, secret: string): grpc.Metadata {

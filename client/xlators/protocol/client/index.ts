@@ -7,10 +7,10 @@ import { PassThrough, type Xlator } from '../../../../common/fops.js';
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import { bulkBuffers } from '../../../../common/buffers.js';
-import { brickService, encodeSession, mgmtService, CHANNEL_OPTIONS } from '../../../../common/proto.js';
+import { brickService, encodeSession, mgmtService, SessionOutbox, CHANNEL_OPTIONS } from '../../../../common/proto.js';
 import { profileAdd, profileEnabled } from '../../../../common/profile.js';
 import {
-  ctxToMetadata, fromGrpcError, iattFromWire, setattrToWire, type WireIatt,
+  MD, ctxToMetadata, fromGrpcError, iattFromWire, setattrToWire, type WireIatt,
 } from '../../../../common/wire.js';
 import {
   newFd, OPEN_IATT, type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
@@ -49,7 +49,9 @@ interface Pending {
 }
 
 /** A Session reply as proto-loader decodes it: res names the oneof field that is set. */
-interface FopReply { id: number; errno: string; message: string; pre_failed?: boolean; res?: string }
+interface FopReply { id: number; errno: string; message: string; pre_failed?: boolean; res?: string; batch?: FopReply[] }
+/** The channel's Session stream, the requests on it not answered yet, and its writer. */
+interface Session { stream: grpc.ClientDuplexStream<unknown, FopReply>; pending: Map<number, Pending>; out: SessionOutbox }
 
 type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => unknown;
 
@@ -91,7 +93,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
   /** Calls on the wire, so a brick declared down fails them at once instead of after call-timeout. */
   private readonly inflight = new Set<(e: FsError) => void>();
   /** The Session stream on the current channel and its calls awaiting replies, by id. */
-  private session?: { stream: grpc.ClientDuplexStream<unknown, FopReply>; pending: Map<number, Pending> };
+  private session?: Session;
   private nextId = 1;
   /** Fails session calls past their deadline (one timer for all, not one per call). */
   private deadlines?: NodeJS.Timeout;
@@ -344,12 +346,13 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   /** The Session stream of this channel, opened with the volume's credentials on first use. */
-  private sessionOf(client: grpc.Client): { stream: grpc.ClientDuplexStream<unknown, FopReply>; pending: Map<number, Pending> } {
+  private sessionOf(client: grpc.Client): Session {
     if (this.session && this.client === client) return this.session;
     const md = ctxToMetadata(this.xctx.rootCtx, this.xctx.volumeId, this.xctx.secret);
+    md.set(MD.sessionBatch, '1');
     const stream = (client as unknown as { Session(md: grpc.Metadata): grpc.ClientDuplexStream<unknown, FopReply> }).Session(md);
-    const s = { stream, pending: new Map<number, Pending>() };
-    stream.on('data', (r: FopReply) => {
+    const s: Session = { stream, pending: new Map<number, Pending>(), out: new SessionOutbox('req', this.features.has('session-batch'), (m, cb) => stream.write(m, cb)) };
+    const onReply = (r: FopReply) => {
       const p = s.pending.get(Number(r.id));
       if (!p) return;
       if (p.sent) bulkBuffers.give(p.sent);
@@ -360,6 +363,11 @@ export class ProtocolClient extends PassThrough implements Xlator {
       } else {
         p.settle(null, r.res ? (r as unknown as Record<string, unknown>)[r.res] ?? {} : {});
       }
+    };
+    // A carrier's replies are taken as if each had come on its own.
+    stream.on('data', (r: FopReply) => {
+      if (r.batch?.length) for (const x of r.batch) onReply(x);
+      else onReply(r);
     });
     // The stream ends only with the channel: a brick gone (UNAVAILABLE) or a closed channel.
     const broken = (err?: grpc.ServiceError) => {
@@ -402,7 +410,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
           if (!s.pending.delete(id)) return;
           this.inflight.delete(fail);
           ctx.signal?.removeEventListener('abort', onAbort);
-          if (cancel && this.session === s) s.stream.write({ id, cancel: true });
+          if (cancel && this.session === s) s.out.send(encodeSession('req', { id, cancel: true }));
           if (started) profileAdd(`rpc.${method}`, performance.now() - started);
           if (err) reject(err);
           else resolve(res as T);
@@ -421,7 +429,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
         p.settle(new FsError('EINVAL', `${method} on ${this.brick}: cannot encode the request: ${(e as Error).message}`));
         return;
       }
-      s.stream.write(p.sent);
+      s.out.send(p.sent);
       ctx.written?.sent(s);
     });
   }
