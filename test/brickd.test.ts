@@ -1,5 +1,5 @@
 // gfs-brickd against a real process: gRPC calls in, the brick directory checked with plain tools.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { constants } from 'node:fs';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { lstat, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -919,37 +919,54 @@ test('replicate over real bricks: a truncate by path waits while a data heal hol
   }
 });
 
+/** What a protocol/client's Session stream carries each way, as message counts (a carrier counts its
+ *  requests or replies), spied on from now on. */
+function spySession(x: Xlator): { out: number[]; replies: number[] } {
+  const s = (x as unknown as { session: { stream: grpc.ClientDuplexStream<Buffer, { batch?: unknown[] }> } }).session.stream;
+  const Session = brickService().service.Session;
+  const seen = { out: [] as number[], replies: [] as number[] };
+  const write = s.write.bind(s);
+  s.write = ((m: Buffer, cb?: () => void) => {
+    seen.out.push((Session.requestDeserialize(m) as { batch: unknown[] }).batch.length || 1);
+    return write(m, cb);
+  }) as typeof s.write;
+  s.on('data', (r: { batch?: unknown[] }) => seen.replies.push(r.batch?.length || 1));
+  return seen;
+}
+
+/** n 4 KiB writes at once at scattered offsets of a new file through x; checks the brick's copy. */
+async function scatteredWrites(t: ExecutionContext, b: Daemon, x: Xlator, path: string, n: number): Promise<{ out: number[]; replies: number[] }> {
+  const { fd } = await x.create(ROOT_CTX, { path }, constants.O_RDWR, { mode: 0o100644, umask: 0, gfid: newGfid() });
+  const seen = spySession(x);
+  const page = (i: number) => Buffer.alloc(4096, (i * 7) % 251);
+  const order = Array.from({ length: n }, (_, i) => (i * 163) % n); // a random writer's offsets
+  t.deepEqual(await Promise.all(order.map((i) => x.write(ROOT_CTX, fd, i * 4096, page(i)))), order.map(() => 4096));
+  const onDisk = await readFile(join(b.brick, path));
+  t.is(onDisk.length, n * 4096);
+  for (let i = 0; i < n; i++) if (!onDisk.subarray(i * 4096, (i + 1) * 4096).equals(page(i))) t.fail(`${path}: page ${i} on the brick`);
+  const back = await Promise.all(Array.from({ length: 8 }, (_, i) => x.read(ROOT_CTX, fd, i * 4096, 4096)));
+  t.true(back.every((d, i) => d.equals(page(i))), 'reads sent at once come back, each its own');
+  await x.release(ROOT_CTX, fd);
+  return seen;
+}
+
 test('requests sent at once travel in carrier messages both ways (session-batch): each is answered, and the bytes land where they were written', async (t) => {
   const b = await startBrickd();
   const x = await sessionOf(b);
   t.teardown(() => x.fini());
-  const path = '/batched';
-  const { fd } = await x.create(ROOT_CTX, { path }, constants.O_RDWR, { mode: 0o100644, umask: 0, gfid: newGfid() });
-  // What the stream carries each way, decoded (the client's own writer and reader, spied on).
-  const s = (x as unknown as { session: { stream: grpc.ClientDuplexStream<Buffer, { batch?: unknown[] }> } }).session.stream;
-  const Session = brickService().service.Session;
-  const out: number[] = [];
-  const write = s.write.bind(s);
-  s.write = ((m: Buffer, cb?: () => void) => {
-    out.push((Session.requestDeserialize(m) as { batch: unknown[] }).batch.length || 1);
-    return write(m, cb);
-  }) as typeof s.write;
-  const replies: number[] = [];
-  s.on('data', (r: { batch?: unknown[] }) => replies.push(r.batch?.length || 1));
   const n = 400;
-  const page = (i: number) => Buffer.alloc(4096, (i * 7) % 251);
-  const order = Array.from({ length: n }, (_, i) => (i * 163) % n); // a random writer's offsets
-  t.deepEqual(await Promise.all(order.map((i) => x.write(ROOT_CTX, fd, i * 4096, page(i)))), order.map(() => 4096));
-  t.is(out.reduce((a, c) => a + c, 0), n, 'every request went, once');
+  const { out, replies } = await scatteredWrites(t, b, x, '/batched', n);
+  t.is(out.reduce((a, c) => a + c, 0), n + 8, 'every request went, once');
   t.true(out.length < n / 2, `${n} writes in ${out.length} messages`);
   t.true(replies.some((c) => c > 1), `replies in carriers (${replies.length} messages)`);
-  t.is(replies.reduce((a, c) => a + c, 0), n);
-  const onDisk = await readFile(join(b.brick, path));
-  t.is(onDisk.length, n * 4096);
-  for (let i = 0; i < n; i++) if (!onDisk.subarray(i * 4096, (i + 1) * 4096).equals(page(i))) t.fail(`page ${i} on the brick`);
-  const back = await Promise.all(Array.from({ length: 8 }, (_, i) => x.read(ROOT_CTX, fd, i * 4096, 4096)));
-  t.true(back.every((d, i) => d.equals(page(i))), 'reads sent at once come back, each its own');
-  await x.release(ROOT_CTX, fd);
+  t.is(replies.reduce((a, c) => a + c, 0), n + 8);
+  // A brick that does not name 'session-batch' (one from before it) gets one message per request.
+  const y = await sessionOf(b, 'older');
+  t.teardown(() => y.fini());
+  (y as unknown as { features: Set<string> }).features.delete('session-batch');
+  const old = await scatteredWrites(t, b, y, '/one-by-one', 100);
+  t.true(old.out.every((c) => c === 1), 'no carrier to that brick');
+  t.is(old.out.length, 100 + 8);
 });
 
 test('a brick answers a carrier\'s requests one message each to a client that does not ask for carriers (an older mount)', async (t) => {
