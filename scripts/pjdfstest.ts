@@ -2,7 +2,7 @@
 //   node dist/scripts/pjdfstest.js --type distribute|replicate|stripe [--tests chown,open/00.t] [--log FILE] [-v]
 // Prints prove's summary and one line "pjdfstest TYPE: files F, assertions A, failed N"; leaves no
 // mount or process behind.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +25,28 @@ if (!typeArgs) throw new Error(`--type must be one of ${Object.keys(TYPES).join(
 
 const teardowns: (() => Promise<void>)[] = [];
 const fakeT = { teardown: (fn: () => Promise<void>) => { teardowns.push(fn); } } as unknown as Parameters<typeof Cluster.start>[0];
+let prove: ChildProcess | undefined;
+
+let cleaning: Promise<void> | undefined;
+/** Unmounts and stops the cluster, once: a second caller waits for the first one's work. */
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const fn of teardowns.reverse()) await fn().catch(() => undefined);
+  })();
+  return cleaning;
+}
+
+// Ended by a signal (a timeout), it still ends prove and the tests it runs (a test stuck on the
+// mount included) and stops every daemon it started.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`pjdfstest: ${sig}, cleaning up\n`);
+    if (prove?.pid) {
+      try { process.kill(-prove.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+    void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  });
+}
 
 async function main(): Promise<number> {
   const c = await Cluster.start(fakeT, { nodes: 2, subnet: Number(values.subnet) });
@@ -37,7 +59,9 @@ async function main(): Promise<number> {
   const out = values.log ? createWriteStream(values.log) : process.stdout;
   let text = '';
   const code = await new Promise<number>((res) => {
-    const p = spawn('prove', ['-r', ...(values.verbose ? ['-v'] : []), ...targets], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A group of its own, so that a signal here can end it with every test it started.
+    const p = spawn('prove', ['-r', ...(values.verbose ? ['-v'] : []), ...targets], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    prove = p;
     const take = (d: Buffer) => { text += String(d); out.write(d); };
     p.stdout.on('data', take);
     p.stderr.on('data', take);
@@ -53,6 +77,6 @@ let rc = 1;
 try {
   rc = await main();
 } finally {
-  for (const fn of teardowns.reverse()) await fn().catch(() => undefined);
+  await cleanup();
 }
 process.exit(rc);
