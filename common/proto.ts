@@ -221,7 +221,8 @@ export class SessionOutbox {
       return;
     }
     // The carrier's only field, repeated: each message's tag (wire type 2), length and bytes.
-    const tag = ((this.kind === 'req' ? 9 : 5) << 3) | 2;
+    loadProto('brick');
+    const tag = (sessionTypes![this.kind].fields.batch.id << 3) | 2;
     const w = protobuf.Writer.create();
     for (const m of q) w.uint32(tag).bytes(m);
     this.out(w.finish() as Buffer, cbs);
