@@ -231,6 +231,7 @@ async function main(): Promise<void> {
     });
   }
   try {
+    const targets: Target[] = [];
     for (const name of wanted) {
       let target: Target | string;
       if (name === 'local') {
@@ -257,23 +258,31 @@ async function main(): Promise<void> {
         skipped.push(`${name}: ${target}`);
         continue;
       }
-      const row = new Map<string, number>();
-      results.set(name, row);
-      for (const w of workloads) {
-        const xs: number[] = [];
-        for (let i = 0; i < RUNS; i++) {
+      const t = target;
+      cleanups.push(async () => { await sh(`rm -rf ${t.dir}/*`); await t.stop(); });
+      targets.push(t);
+      results.set(t.name, new Map());
+    }
+    // Every target is up at once and each run of a workload goes round all of them in turn: the
+    // host's load drifts by minutes (a GlusterFS column moved 3x between two whole runs), and a
+    // ratio compares figures taken seconds apart, not one target's minutes with another's.
+    for (const w of workloads) {
+      const xs = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+      for (let i = 0; i < RUNS; i++) {
+        for (const t of targets) {
           try {
-            xs.push(await w.run(target.dir, scratch));
+            xs.get(t.name)!.push(await w.run(t.dir, scratch));
           } catch (e) {
-            process.stderr.write(`bench: ${name} ${w.name}: ${(e as Error).message}\n`);
+            process.stderr.write(`bench: ${t.name} ${w.name}: ${(e as Error).message}\n`);
           }
         }
-        if (xs.length) row.set(w.name, median(xs));
-        process.stderr.write(`bench: ${name} ${w.name}: ${xs.map((x) => fmt(x, w.unit)).join(' ')} ${w.unit}\n`);
-        if (PROFILE && target.profile) process.stderr.write(`bench: ${name} ${w.name} profile (FUSE requests, brick round trips):\n${await target.profile()}\n`);
       }
-      await sh(`rm -rf ${target.dir}/*`);
-      await target.stop();
+      for (const t of targets) {
+        const got = xs.get(t.name)!;
+        if (got.length) results.get(t.name)!.set(w.name, median(got));
+        process.stderr.write(`bench: ${t.name} ${w.name}: ${got.map((x) => fmt(x, w.unit)).join(' ')} ${w.unit}\n`);
+        if (PROFILE && t.profile) process.stderr.write(`bench: ${t.name} ${w.name} profile (FUSE requests, brick round trips):\n${await t.profile()}\n`);
+      }
     }
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {});
