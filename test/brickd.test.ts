@@ -5,7 +5,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { lstat, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { getAttribute, setAttribute } from '@napi-rs/xattr';
+import { getAttribute, listAttributes, setAttribute } from '@napi-rs/xattr';
 import { gfidFromBytes, gfidToBytes, newGfid } from '../common/gfid.js';
 import { FsError, toErrno } from '../common/errors.js';
 import { SETATTR, ctxToMetadata } from '../common/wire.js';
@@ -675,7 +675,7 @@ test('replicate over two real bricks: metadata heals of another client while thi
   const last = modes[119 % modes.length];
   for (const b of [b1, b2]) {
     t.is((await stat(join(b.brick, 'm'))).mode & 0o777, last, `the mode on ${b.brick}`);
-    for (const k of ['testvol-client-0', 'testvol-client-1']) {
+    for (const k of ['dirty', 'testvol-client-0', 'testvol-client-1']) {
       const v = await getAttribute(join(b.brick, 'm'), `trusted.gfs.afr.${k}`);
       t.deepEqual(v ? [...v] : [], v ? new Array(12).fill(0) : [], `${k} on ${b.brick}`);
     }
@@ -818,7 +818,7 @@ test('replicate over two real bricks: chmod and utimes of a file being written j
     t.is(Number(st.mode & 0o777n), modes[39 % modes.length], `the mode on ${b.brick}`);
     t.is(st.mtimeNs, mtime + 39n, `mtime on ${b.brick}`);
     t.is(st.size, 40n * 4096n);
-    for (const k of ['testvol-client-0', 'testvol-client-1']) {
+    for (const k of ['dirty', 'testvol-client-0', 'testvol-client-1']) {
       const v = await getAttribute(join(b.brick, 'd/w'), `trusted.gfs.afr.${k}`);
       t.deepEqual(v ? [...v] : [], v ? new Array(12).fill(0) : [], `${k} on ${b.brick}`);
     }
@@ -877,6 +877,7 @@ test('replicate over two real bricks: a chmod that fails on one brick inside a d
   t.notDeepEqual(meta1, [0, 0, 0, 0], 'the first brick blames the second for metadata');
   t.deepEqual((await counters(b1, 'testvol-client-1')).slice(0, 4), [0, 0, 0, 0], 'not for data: both wrote it');
   t.deepEqual(await counters(b1, 'testvol-client-0'), new Array(12).fill(0));
+  t.deepEqual(await counters(b1, 'dirty'), new Array(12).fill(0), 'the post-op lowered the dirty counter');
   t.is((await stat(join(b1.brick, 'f'))).mode & 0o777, 0o600);
   t.is((await stat(join(b2.brick, 'f'))).mode & 0o777, 0o640);
   const healer = await replicaOf();
@@ -885,8 +886,46 @@ test('replicate over two real bricks: a chmod that fails on one brick inside a d
   for (const b of [b1, b2]) {
     t.is((await stat(join(b.brick, 'f'))).mode & 0o777, 0o600, `mode on ${b.brick} after the heal`);
     t.is(await readFile(join(b.brick, 'f'), 'utf8'), 'datamore');
-    for (const k of ['testvol-client-0', 'testvol-client-1']) t.deepEqual(await counters(b, k), new Array(12).fill(0), `${k} on ${b.brick}`);
+    for (const k of ['dirty', 'testvol-client-0', 'testvol-client-1']) t.deepEqual(await counters(b, k), new Array(12).fill(0), `${k} on ${b.brick}`);
   }
+});
+
+test('replicate over two real bricks: while both take every operation a file and its directory hold one changelog xattr (dirty, back at zero) and no blame; with one brick down the other blames it by name', async (t) => {
+  const { b1, b2, replicaOf } = await replicaPair();
+  const mount = await replicaOf();
+  t.teardown(() => mount.fini());
+  const changelog = async (host: string) => {
+    const out: Record<string, number[]> = {};
+    for (const name of await listAttributes(host)) if (name.startsWith('trusted.gfs.afr.')) out[name] = [...((await getAttribute(host, name)) ?? [])];
+    return out;
+  };
+  const zeros = new Array(12).fill(0);
+  await mount.mkdir(USER, { path: '/cl' }, { mode: 0o755, umask: 0, gfid: newGfid() });
+  const gfid = newGfid();
+  const { fd } = await mount.create(USER, { path: '/cl/f' }, O_RDWR, args(gfid));
+  await mount.write(USER, fd, 0, Buffer.from('hello'));
+  await mount.setattr(USER, { path: '/cl/f', gfid }, { mode: 0o600 });
+  await mount.release(USER, fd);
+  await mount.lookup(USER, { path: '/cl/f' }); // waits for the post-ops
+  await mount.lookup(USER, { path: '/cl' });
+  for (const b of [b1, b2]) {
+    t.deepEqual(await changelog(join(b.brick, 'cl/f')), { 'trusted.gfs.afr.dirty': zeros }, `the file on ${b.brick}`);
+    t.deepEqual(await changelog(join(b.brick, 'cl')), { 'trusted.gfs.afr.dirty': zeros }, `the directory on ${b.brick}`);
+  }
+  b2.proc.kill('SIGTERM');
+  await b2.exited;
+  const g2 = newGfid();
+  const made = await mount.create(USER, { path: '/cl/g' }, O_RDWR, args(g2));
+  await mount.write(USER, made.fd, 0, Buffer.from('while one brick is down'));
+  await mount.release(USER, made.fd);
+  await mount.lookup(USER, { path: '/cl/g' });
+  await mount.lookup(USER, { path: '/cl' });
+  const blamed = (type: number) => { const b = Buffer.alloc(12); b.writeInt32BE(1, type * 4); return [...b]; };
+  t.deepEqual(await changelog(join(b1.brick, 'cl/g')), { 'trusted.gfs.afr.dirty': zeros, 'trusted.gfs.afr.testvol-client-1': blamed(0) }, 'the up brick blames the down one for the data');
+  const dir = await changelog(join(b1.brick, 'cl'));
+  t.deepEqual(dir['trusted.gfs.afr.dirty'], zeros);
+  t.true(Buffer.from(dir['trusted.gfs.afr.testvol-client-1'] ?? []).readInt32BE(8) > 0, 'and for the name it missed');
+  t.false('trusted.gfs.afr.testvol-client-0' in dir, 'a brick never blames itself by name');
 });
 
 test('replicate over real bricks: a truncate by path waits while a data heal holds the file, then cuts every copy', async (t) => {
@@ -913,7 +952,7 @@ test('replicate over real bricks: a truncate by path waits while a data heal hol
   t.is(Number((await truncated).size), 100);
   for (const b of [b1, b2]) {
     t.is((await stat(join(b.brick, 'tr'))).size, 100, `size on ${b.brick}`);
-    for (const k of ['testvol-client-0', 'testvol-client-1']) {
+    for (const k of ['dirty', 'testvol-client-0', 'testvol-client-1']) {
       t.deepEqual([...((await getAttribute(join(b.brick, 'tr'), `trusted.gfs.afr.${k}`)) ?? Buffer.alloc(12))], new Array(12).fill(0), `${k} on ${b.brick}`);
     }
   }

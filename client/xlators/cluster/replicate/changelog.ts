@@ -1,16 +1,30 @@
-// The changelog: pending counters kept on the bricks, one xattr per child of the set
-// (trusted.gfs.afr.<child-name>), 12 bytes: data, metadata and entry counts as big-endian int32.
-// The copy on brick i holding a non-zero counter for child j means "brick i saw an operation of
-// that kind that child j may have missed". From the matrix of every copy's counters the heal
-// finds which copies are good (sources) and which are stale (sinks), as GlusterFS's AFR does.
+// The changelog: pending counters kept on the bricks in 12-byte xattrs (data, metadata and entry
+// counts as big-endian int32), as GlusterFS's AFR v2 keeps them. A transaction's pre-op raises
+// trusted.gfs.afr.dirty on each brick it runs on and its post-op lowers it again; only when the
+// operation failed on (or never reached) child j does a brick also raise trusted.gfs.afr.<child-j>,
+// "child j missed an operation of that kind". So a file's own xattrs are the gfid and one counter,
+// which fit in a 256-byte ext4 inode: two counters per child (the scheme before) spilled to an
+// external block, and each update then cost 5-10x as much (27-62 us against 5 us a set).
+// A brick's dirty counter is its accusation of itself: in the matrix, brick i's dirty (with the
+// counter for its own name, which bricks written by the earlier scheme hold) is cell [i][i]. From
+// the matrix the heal finds which copies are good (sources) and which are stale (sinks).
 
 export const AFR_PREFIX = 'trusted.gfs.afr.';
 export type TxnType = 'data' | 'metadata' | 'entry';
 export const TXN_INDEX: Record<TxnType, number> = { data: 0, metadata: 1, entry: 2 };
 export const CHANGELOG_SIZE = 12;
 
+/** Raised by every pre-op, lowered by its post-op: "an operation may be half done here". */
+export const DIRTY_KEY = `${AFR_PREFIX}dirty`;
+
+/** The key of child j's blame (never 'dirty': child names are <volume>-client-<n> and the like). */
 export function afrKey(childName: string): string {
   return `${AFR_PREFIX}${childName}`;
+}
+
+/** Every changelog key a reader asks a brick for. */
+export function changelogKeys(childNames: readonly string[]): string[] {
+  return [DIRTY_KEY, ...childNames.map(afrKey)];
 }
 
 /** A 12-byte addend with `by` in the slot of the given type. */
@@ -42,8 +56,28 @@ export function decode(b: Buffer | undefined): Counts {
 /** matrix[i][j]: the counters brick i keeps for child j; undefined rows for children that did not answer. */
 export type Matrix = (Counts[] | undefined)[];
 
+/** replies[i]: child i's changelog xattrs. Cell [i][i] adds i's dirty counter to the counter for
+ *  its own name. */
 export function matrixFrom(childNames: readonly string[], replies: (Record<string, Buffer> | undefined)[]): Matrix {
-  return replies.map((x) => (x ? childNames.map((n) => decode(x[afrKey(n)])) : undefined));
+  return replies.map((x, i) => (x ? childNames.map((n, j) => {
+    const c = decode(x[afrKey(n)]);
+    if (j !== i) return c;
+    const d = decode(x[DIRTY_KEY]);
+    return [c[0] + d[0], c[1] + d[1], c[2] + d[2]] as Counts;
+  }) : undefined));
+}
+
+/** The addends that zero, for the given types, what child i's xattrs hold against the children
+ *  `of` (its own dirty counter too when i is one of them). */
+export function zeroing(childNames: readonly string[], i: number, xattrs: Record<string, Buffer>, of: readonly number[], types: readonly TxnType[]): { name: string; add: Buffer }[] {
+  const names = of.map((j) => afrKey(childNames[j]));
+  if (of.includes(i)) names.push(DIRTY_KEY);
+  const out: { name: string; add: Buffer }[] = [];
+  for (const name of names) {
+    const add = negate(decode(xattrs[name]), types);
+    if (add) out.push({ name, add });
+  }
+  return out;
 }
 
 export interface Direction {

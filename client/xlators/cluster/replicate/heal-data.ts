@@ -4,10 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { FsError, toErrno } from '../../../../common/errors.js';
 import type { Fd, Iatt } from '../../../../common/types.js';
 import { ROOT_CTX } from '../../../../common/types.js';
-import { afrKey, negate } from './changelog.js';
+import { zeroing } from './changelog.js';
 import type { Replicate, Settled } from './index.js';
 import { choose, type Copy, type Policy } from './split-brain.js';
-import { txnLock } from './transaction.js';
+import { applyAdds, txnLock } from './transaction.js';
 
 const O_RDWR = 2;
 export const HEAL_CHUNK = 4 * 1024 * 1024;
@@ -78,15 +78,9 @@ export async function copyData(r: Replicate, src: Fd, srcI: number, sinks: { i: 
  *  outside the heal (down, or gone from it midway) stays, for the heal that reaches it. */
 export async function resetCounters(r: Replicate, path: string, types: ('data' | 'metadata' | 'entry')[], on: number[]): Promise<void> {
   const res = await r.lookupAll(ROOT_CTX, { path });
-  const m = r.matrixOf(res);
   await r.onAll(async (c, i) => {
-    const row = m[i];
-    if (!row) return;
-    for (const [j, counts] of row.entries()) {
-      if (!on.includes(j)) continue;
-      const add = negate(counts, types);
-      if (add) await c.xattrop(ROOT_CTX, { path }, afrKey(r.children[j].name), add);
-    }
+    const x = res.find((y) => y.ok && y.i === i);
+    if (x?.ok) await applyAdds(c, zeroing(r.childNames, i, x.value.xattrs, on, types).map((a) => ({ loc: { path }, ...a })));
   }, on);
 }
 

@@ -15,7 +15,7 @@ import {
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
 import type { XlatorContext } from '../../registry.js';
-import { AFR_PREFIX, afrKey, findDirection, matrixFrom, type Direction, type Matrix } from './changelog.js';
+import { AFR_PREFIX, changelogKeys, findDirection, matrixFrom, type Direction, type Matrix } from './changelog.js';
 import { Healer, type HealResult } from './heal.js';
 import { type QuorumConfig, type QuorumType } from './quorum.js';
 import { readOrder } from './read-child.js';
@@ -92,8 +92,9 @@ export class Replicate extends PassThrough implements Xlator {
     return this.children.map((c) => c.name);
   }
 
+  /** The changelog xattrs every lookup asks for. */
   get afrKeys(): string[] {
-    return this.children.map((c) => afrKey(c.name));
+    return changelogKeys(this.childNames);
   }
 
   override async fini(): Promise<void> {

@@ -1,6 +1,7 @@
-// Transactions: every modifying operation runs as pre-op (mark pending for every child on every
-// up child), op (on those), post-op (clear the marks of the children where it succeeded). A child
-// that failed or was down stays accused on the others, on their disks. Data writes share one
+// Transactions: every modifying operation runs as pre-op (raise the dirty counter on every child
+// it runs on; blame there the children it cannot run on), op (on those), post-op (where the op
+// worked: lower the dirty counter, and blame the children it failed on). A child that failed or
+// was down stays accused on the others, on their disks. Data writes share one
 // transaction per inode while writes keep coming (eager lock + delayed post-op, as GlusterFS's
 // AFR): the inode is locked on the bricks for the window, so a healer never runs in between.
 // Metadata changes of a file this client is writing (tar's chmod and utimes before close) join
@@ -9,7 +10,7 @@ import { FsError, isConnectionErrno, toErrno } from '../../../../common/errors.j
 import type { Ctx, Fd, Flock, Loc } from '../../../../common/types.js';
 import type { Xlator } from '../../../../common/fops.js';
 import { ROOT_CTX } from '../../../../common/types.js';
-import { afrKey, delta, type TxnType } from './changelog.js';
+import { DIRTY_KEY, afrKey, delta, type TxnType } from './changelog.js';
 import { hasQuorum, quorumError } from './quorum.js';
 import type { Replicate, Settled } from './index.js';
 
@@ -29,10 +30,24 @@ const unlockCapable = (x: unknown) => compoundCapable(x) && (x as { unlockCompou
 
 type Adds = { loc: Loc; name: string; add: Buffer }[];
 
-/** +by to the counters the given children's keys (all children by default) hold on loc. */
-function counterAdds(r: Replicate, loc: Loc, type: TxnType, by: number, which: readonly number[] = r.children.map((_, j) => j)): Adds {
-  const add = delta(type, by);
+/** +1 to the blame of each given child on loc. */
+function blames(r: Replicate, loc: Loc, type: TxnType, which: readonly number[]): Adds {
+  const add = delta(type, 1);
   return which.map((j) => ({ loc, name: afrKey(r.children[j].name), add }));
+}
+
+/** A pre-op on loc of a transaction that runs on `participants`: +1 to the dirty counter, and
+ *  the blame of every other child (down or not locked: it misses the operation, and a client
+ *  that dies before the post-op must not lose that). */
+function preAdds(r: Replicate, loc: Loc, type: TxnType, participants: readonly number[]): Adds {
+  const out = r.children.map((_, j) => j).filter((j) => !participants.includes(j));
+  return [{ loc, name: DIRTY_KEY, add: delta(type, 1) }, ...blames(r, loc, type, out)];
+}
+
+/** The post-op on loc of a child the operation worked on: -1 to the dirty counter, and the blame
+ *  of the participants it did not work on (`ok`: those it did). */
+function postAdds(r: Replicate, loc: Loc, type: TxnType, participants: readonly number[], ok: readonly number[]): Adds {
+  return [{ loc, name: DIRTY_KEY, add: delta(type, -1) }, ...blames(r, loc, type, participants.filter((j) => !ok.includes(j)))];
 }
 
 /** a and b as one list: the addends of a name (one 12-byte changelog per child key) summed, so
@@ -48,7 +63,7 @@ function mergeAdds(a: Adds, b: Adds): Adds {
 }
 
 /** Applies adds on child c: one compound call where the child can, else all at once. */
-async function applyAdds(c: Xlator, adds: Adds): Promise<void> {
+export async function applyAdds(c: Xlator, adds: Adds): Promise<void> {
   if (adds.length === 0) return;
   if (compoundCapable(c)) {
     const [first, ...rest] = adds;
@@ -58,23 +73,18 @@ async function applyAdds(c: Xlator, adds: Adds): Promise<void> {
   await Promise.all(adds.map((a) => c.xattrop(ROOT_CTX, a.loc, a.name, a.add)));
 }
 
-/** +by for the given children's keys on child i, in one call where the child can. */
-function mark(r: Replicate, i: number, loc: Loc, type: TxnType, by: number, which: readonly number[]): Promise<void> {
-  return applyAdds(r.children[i], counterAdds(r, loc, type, by, which));
-}
-
-/** Pre-op on targets for every loc; returns the targets where it worked. */
+/** Pre-op on targets (the participants) for every loc; returns the targets where it worked. */
 export async function preOp(r: Replicate, locs: Loc[], type: TxnType, targets: number[]): Promise<number[]> {
-  const all = r.children.map((_, j) => j);
-  const res = await r.onAll(async (_c, i) => { for (const l of locs) await mark(r, i, l, type, 1, all); }, targets);
+  const res = await r.onAll(async (c) => { for (const l of locs) await applyAdds(c, preAdds(r, l, type, targets)); }, targets);
   r.noteFailures(res);
   return res.filter((x) => x.ok).map((x) => x.i);
 }
 
-/** Post-op: on the children where the op worked, clear the marks of those children. */
-export async function postOp(r: Replicate, locs: Loc[], type: TxnType, marked: number[], ok: number[]): Promise<void> {
+/** Post-op: on the marked children where the op worked (`ok`), of a transaction that ran on
+ *  `participants`. */
+export async function postOp(r: Replicate, locs: Loc[], type: TxnType, participants: number[], marked: number[], ok: number[]): Promise<void> {
   if (ok.length === 0) return;
-  const res = await r.onAll(async (_c, i) => { for (const l of locs) await mark(r, i, l, type, -1, ok); }, ok.filter((i) => marked.includes(i)));
+  const res = await r.onAll(async (c) => { for (const l of locs) await applyAdds(c, postAdds(r, l, type, participants, ok)); }, ok.filter((i) => marked.includes(i)));
   r.noteFailures(res);
 }
 
@@ -180,7 +190,7 @@ export class EntryTxns {
     try {
       await Promise.all(earlier);
       if (txns.some((t) => !mine.includes(t) && !t.marked.has(i))) throw new FsError('EIO', `${c.name}: its pre-op failed in this transaction`);
-      const pre = mine.flatMap((t) => counterAdds(this.r, t.dir, 'entry', 1));
+      const pre = mine.flatMap((t) => preAdds(this.r, t.dir, 'entry', t.locked));
       if (pre.length === 0) return await op(ctx);
       if (!compoundCapable(c)) {
         await applyAdds(c, pre);
@@ -292,7 +302,7 @@ export class EntryTxns {
       if (t.inflight > 0) await new Promise<void>((res) => { t.drained = res; });
       const ok = t.locked.filter((i) => t.marked.has(i) && !t.failed.has(i));
       // A child an operation failed on keeps its marks (all of them: it blames itself).
-      const res = await this.r.onAll((c, i) => clearAndUnlock(c, t.dir, t.owner, ok.includes(i) ? counterAdds(this.r, t.dir, 'entry', -1, ok) : []), t.locked);
+      const res = await this.r.onAll((c, i) => clearAndUnlock(c, t.dir, t.owner, ok.includes(i) ? postAdds(this.r, t.dir, 'entry', t.locked, ok) : []), t.locked);
       this.r.noteFailures(res);
       t.sentNow();
     })();
@@ -312,10 +322,10 @@ export class EntryTxns {
 
 let metaSeq = 0;
 
-/** A locked transaction's post-op: on each marked child, the clears of `ok` (where it is one of
- *  them) and the unlock. */
-async function postOpUnlock(r: Replicate, lock: { loc: Loc; lock: Flock }, type: TxnType, marked: number[], ok: number[]): Promise<void> {
-  const res = await r.onAll((c, i) => clearAndUnlock(c, lock.loc, lock.lock.owner, ok.includes(i) ? counterAdds(r, lock.loc, type, -1, ok) : []), marked);
+/** A locked transaction's post-op: on each marked child, its post-op where it is one of `ok`,
+ *  and the unlock. */
+async function postOpUnlock(r: Replicate, lock: { loc: Loc; lock: Flock }, type: TxnType, participants: number[], marked: number[], ok: number[]): Promise<void> {
+  const res = await r.onAll((c, i) => clearAndUnlock(c, lock.loc, lock.lock.owner, ok.includes(i) ? postAdds(r, lock.loc, type, participants, ok) : []), marked);
   r.noteFailures(res);
 }
 
@@ -340,7 +350,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   const compound = targets.every((i) => compoundCapable(r.children[i]));
   const lock = type === 'metadata' && compound ? { loc: locs[0], lock: txnLock('read', `afr-meta:${r.clientId}:${++metaSeq}`) } : undefined;
   if (compound) {
-    const pre = locs.flatMap((loc) => counterAdds(r, loc, type, 1));
+    const pre = locs.flatMap((loc) => preAdds(r, loc, type, targets));
     let all = await r.onAll((_c, i) => op(i, { ...ctx, pre, lock }), targets);
     const busy = (x: Settled<T>) => !x.ok && preFailed(x.err) && x.err.errno === 'EAGAIN';
     if (lock && all.every(busy)) {
@@ -358,7 +368,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   } else {
     marked = await preOp(r, locs, type, targets);
     if (!hasQuorum(r.quorum, marked)) {
-      await postOp(r, locs, type, marked, marked);
+      await postOp(r, locs, type, targets, marked, marked);
       throw marked.length ? quorumError(what, marked.length, r.children.length) : new FsError('ENOTCONN', `${what}: no brick of the replica set is up`);
     }
     res = await r.onAll((_c, i) => op(i, ctx), marked);
@@ -370,7 +380,7 @@ export async function transact<T>(r: Replicate, what: string, type: TxnType, loc
   if (clean) ok = marked;
   // The answer does not wait for the post-op (the op is done where it worked); readers of
   // these changelogs in this client wait for it (Replicate.behind).
-  r.behind(locs, lock ? postOpUnlock(r, lock, type, marked, ok) : postOp(r, locs, type, marked, ok));
+  r.behind(locs, lock ? postOpUnlock(r, lock, type, targets, marked, ok) : postOp(r, locs, type, targets, marked, ok));
   if (clean) throw errs[0].err;
   if (res.every((x) => !x.ok)) throw r.bestError(res);
   if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);
@@ -419,6 +429,8 @@ class DataTxn {
  *  each child (later ones wait for it) and the children a metadata operation failed on. */
 interface MetaPart {
   owner: string;
+  /** The children it runs on (those of the first metadata operation; later ones run on fewer). */
+  readonly participants: number[];
   readonly first: Map<number, Promise<void>>;
   readonly lockSent: Set<number>;
   readonly marked: Set<number>;
@@ -526,12 +538,12 @@ export class DataTxns {
     try {
       if (i === this.r.arbiter || !compoundCapable(this.r.children[i])) {
         // The arbiter's data ops need no brick call to carry it (and some children cannot).
-        await applyAdds(this.r.children[i], counterAdds(this.r, t.loc, 'data', 1));
+        await applyAdds(this.r.children[i], preAdds(this.r, t.loc, 'data', t.locked));
         t.marked.push(i);
         return await op(ctx);
       }
       try {
-        const v = await op({ ...ctx, pre: counterAdds(this.r, t.loc, 'data', 1) });
+        const v = await op({ ...ctx, pre: preAdds(this.r, t.loc, 'data', t.locked) });
         t.marked.push(i);
         return v;
       } catch (e) {
@@ -568,7 +580,7 @@ export class DataTxns {
       const targets = t.active;
       if (!up.every((i) => targets.includes(i))) return undefined;
       if (!hasQuorum(this.r.quorum, targets)) throw quorumError(what, targets.length, this.r.children.length);
-      const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set() });
+      const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants: targets, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set() });
       const res = await this.r.onAll((_c, i) => this.withMetaPreOp(m, i, loc, ctx, (cx) => op(i, cx)), targets);
       this.r.noteFailures(res);
       const errs = res.filter((x): x is Extract<Settled<T>, { ok: false }> => !x.ok);
@@ -599,7 +611,7 @@ export class DataTxns {
     m.first.set(i, mine);
     m.lockSent.add(i);
     try {
-      const v = await op({ ...ctx, pre: counterAdds(this.r, loc, 'metadata', 1), lock: { loc, lock: txnLock('read', m.owner) } });
+      const v = await op({ ...ctx, pre: preAdds(this.r, loc, 'metadata', m.participants), lock: { loc, lock: txnLock('read', m.owner) } });
       m.marked.add(i);
       return v;
     } catch (e) {
@@ -659,14 +671,14 @@ export class DataTxns {
     const c = this.r.children[i];
     const m = t.meta;
     if (!compoundCapable(c)) {
-      if (ok.length) await postOp(this.r, [t.loc], 'data', [i], ok);
+      if (ok.length) await postOp(this.r, [t.loc], 'data', t.locked, [i], ok);
       await this.unlock(t, i);
       return;
     }
-    const dataClears = ok.length ? counterAdds(this.r, t.loc, 'data', -1, ok) : [];
+    const dataClears = ok.length ? postAdds(this.r, t.loc, 'data', t.locked, ok) : [];
     const okMeta = m ? [...m.marked].filter((j) => !m.failed.has(j)) : [];
     // A child a metadata op failed on keeps its marks (all of them: it blames itself).
-    const metaClears = m && okMeta.includes(i) ? counterAdds(this.r, t.loc, 'metadata', -1, okMeta) : [];
+    const metaClears = m && okMeta.includes(i) ? postAdds(this.r, t.loc, 'metadata', m.participants, okMeta) : [];
     const adds = mergeAdds(dataClears, metaClears);
     const unlock = m?.lockSent.has(i) ? { loc: t.loc, lock: txnLock('unlock', m.owner) } : undefined;
     try {
