@@ -144,6 +144,17 @@ async function daemonProfile(pid: string, logFile: string): Promise<ProfileRows>
   return line ? (JSON.parse(line).profile as ProfileRows) : {};
 }
 
+/** CPU seconds (user + system) process pid used since the last call for it (since it started, the first time). */
+const cpuSeen = new Map<string, number>();
+async function cpuSince(pid: string): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from the 3rd on (the name may hold spaces)
+  const now = (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  const was = cpuSeen.get(pid) ?? 0;
+  cpuSeen.set(pid, now);
+  return now - was;
+}
+
 /** The profile of the mount daemon serving mp (FUSE requests, brick calls as it waited for them)
  *  and of the volume's brick daemons (time spent in each operation there), summed over bricks. */
 async function mountProfile(mp: string, logFile: string, volume: string): Promise<string> {
@@ -151,7 +162,11 @@ async function mountProfile(mp: string, logFile: string, volume: string): Promis
   if (!pid) return '  (no mount daemon found)';
   const rows = Object.entries(await daemonProfile(pid, logFile)).slice(0, 12);
   const bricks: ProfileRows = {};
-  for (const b of (await sh(`pgrep -f -- '[b]rickd/main.js .*/${volume}-b[0-9]+ '`)).out.split('\n').filter(Boolean)) {
+  const brickPids = (await sh(`pgrep -f -- '[b]rickd/main.js .*/${volume}-b[0-9]+ '`)).out.split('\n').filter(Boolean);
+  // Where the machine's cores went: on a small VM the client and the bricks share them.
+  const cpu = [`  cpu: mount daemon ${(await cpuSince(pid)).toFixed(1)} s`];
+  for (const b of brickPids) cpu.push(`brick ${b} ${(await cpuSince(b)).toFixed(1)} s`);
+  for (const b of brickPids) {
     const argv = (await readFile(`/proc/${b}/cmdline`, 'utf8').catch(() => '')).split('\0');
     const log = argv[argv.indexOf('--log-file') + 1];
     if (!argv.includes('--log-file') || !log) continue;
@@ -162,7 +177,7 @@ async function mountProfile(mp: string, logFile: string, volume: string): Promis
     }
   }
   rows.push(...Object.entries(bricks).sort((a, b) => b[1].totalMs - a[1].totalMs).slice(0, 6));
-  return rows.map(([k, r]) => `  ${k.padEnd(20)} ${String(r.count).padStart(8)} calls ${r.totalMs.toFixed(0).padStart(8)} ms  ${String(Math.round((r.totalMs * 1000) / Math.max(1, r.count))).padStart(7)} us avg`).join('\n');
+  return [...rows.map(([k, r]) => `  ${k.padEnd(20)} ${String(r.count).padStart(8)} calls ${r.totalMs.toFixed(0).padStart(8)} ms  ${String(Math.round((r.totalMs * 1000) / Math.max(1, r.count))).padStart(7)} us avg`), cpu.join(', ')].join('\n');
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -263,6 +278,8 @@ async function main(): Promise<void> {
       targets.push(t);
       results.set(t.name, new Map());
     }
+    // Profiles (and CPU times) count from here, not from the daemons' start.
+    if (PROFILE) for (const t of targets) await t.profile?.();
     // Every target is up at once and each run of a workload goes round all of them in turn: the
     // host's load drifts by minutes (a GlusterFS column moved 3x between two whole runs), and a
     // ratio compares figures taken seconds apart, not one target's minutes with another's.
