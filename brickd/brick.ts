@@ -1,5 +1,5 @@
 // The state of one served brick: its root, path confinement, open fds, locks, the xattrop
-// mutex and the io-threads. The posix-* modules implement the operations on top of it.
+// mutex, the io-threads and the upcall interest. The posix-* modules implement the operations on top of it.
 import type { Logger } from '../common/log.js';
 import { Confiner, type HostPath } from './confine.js';
 import { FdTable } from './fd-table.js';
@@ -7,6 +7,7 @@ import { HealIndex } from './heal-index.js';
 import { LockTable } from './locks.js';
 import { KeyedMutex } from './mutex.js';
 import { IoThreads } from './io-threads.js';
+import { Upcall } from './upcall.js';
 
 export interface BrickConfig {
   /** The brick directory as given on the command line. */
@@ -27,6 +28,8 @@ export class Brick {
   readonly io = new IoThreads();
   /** The replicate heal index under .gfs/indices/xattrop/. */
   readonly index: HealIndex;
+  /** The sessions to tell of changes to what they looked at (cache invalidation). */
+  readonly upcall = new Upcall();
 
   constructor(readonly config: BrickConfig) {
     this.confiner = new Confiner(config.realRoot);

@@ -36,7 +36,7 @@ const iattRes = async (p: Promise<import('../common/types.js').Iatt>) => ({ iatt
 const empty = async (p: Promise<void>) => { await p; return {}; };
 
 /** What this brick does beyond the calls (PingRes.features). */
-const BRICK_FEATURES = ['after-writes', 'unlock-after', 'session-batch'] as const;
+const BRICK_FEATURES = ['after-writes', 'unlock-after', 'session-batch', 'upcall'] as const;
 
 /** One row per rpc of proto/brick.proto. */
 export const HANDLERS: Record<string, Handler> = {
@@ -197,10 +197,16 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
     let closed = false;
     let ending = false;
     const out = new SessionOutbox('res', call.metadata.get(MD.sessionBatch)[0] === '1', (m, cb) => { if (!closed) call.write(m, cb); });
+    // A session that asks for upcalls hears of other clients' changes to what it looked at.
+    const upcallSid = call.metadata.get(MD.upcall)[0] === '1'
+      ? brick.upcall.open((entries) => { if (!closed) out.send(encodeSession('res', { id: 0, upcall: { entries } })); })
+      : 0;
+    const fdInfo = (fd: number) => brick.fds.find(fd);
     const finish = () => {
       if (ending && !closed && running.size === 0) {
         out.flush();
         closed = true;
+        brick.upcall.close(upcallSid);
         dropInodelks();
         call.end();
       }
@@ -226,6 +232,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
     const stop = () => {
       if (closed && running.size === 0 && locked.size === 0 && inodelkOwners.size === 0) return;
       closed = true;
+      brick.upcall.close(upcallSid);
       for (const a of running.values()) a?.abort();
       running.clear();
       for (const fd of locked) file.dropLocksOp(brick, fd);
@@ -254,6 +261,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
         return;
       }
       const ctx = callerCtx(m.caller);
+      if (upcallSid) brick.upcall.before(upcallSid, field, m[field], fdInfo);
       const released = (m.released ?? []) as number[];
       if (released.length) close(released.map(Number), ctx);
       if (field === 'lk' && m.lk?.lock?.type !== 'unlock') locked.add(Number(m.lk?.fd));
@@ -320,6 +328,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       job.then(
         (res) => {
           if (field === 'create' && res.locked) locked.add(Number(res.fd)); // dropped with the session too
+          if (upcallSid) brick.upcall.after(upcallSid, field, m[field], res, fdInfo);
           return { id, [field]: res };
         },
         (err: FsError) => ({ id, errno: err.errno, message: err.message, pre_failed: preFailed }),

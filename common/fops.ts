@@ -66,8 +66,17 @@ type Missing = Exclude<FopName, (typeof FOP_NAMES)[number]>;
 const _allListed: Missing extends never ? true : Missing = true;
 void _allListed;
 
+/** A change another client made to what this one looked at, as a brick told it (GlusterFS's
+ *  upcall cache invalidation; see proto/brick.proto's Upcall). */
+export interface UpcallChange { path: string; gfid?: string; entry?: boolean; tree?: boolean; data?: boolean }
+
+/** Passed up unchanged by every translator. all: forget everything (a brick's session ended, so
+ *  news may have been lost); unsupported with it: this brick sends no upcalls, so cache no
+ *  longer than without them. */
+export interface UpcallEvent { type: 'upcall'; changes: UpcallChange[]; all?: boolean; unsupported?: boolean }
+
 /** Events a translator passes up to its parents (GlusterFS's notify). */
-export type XlatorEvent = 'child-up' | 'child-down';
+export type XlatorEvent = 'child-up' | 'child-down' | UpcallEvent;
 
 export interface Xlator extends Fops {
   readonly name: string;

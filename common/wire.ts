@@ -86,6 +86,8 @@ export const MD = {
   errno: 'gfs-errno',
   /** On a Session: this client reads FopReply.batch. */
   sessionBatch: 'gfs-session-batch',
+  /** On a Session: this client wants upcalls (FopReply.upcall: other clients' changes). */
+  upcall: 'gfs-upcall',
 } as const;
 
 export function ctxToMetadata(ctx: Ctx, volumeId: string, secret: string): grpc.Metadata {

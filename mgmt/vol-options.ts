@@ -9,6 +9,8 @@ export interface VolumeOptionDef extends OptionDef {
   xlator: string;
   /** The option's key on that translator. */
   xlatorKey: string;
+  /** Other translator types that take it under the same key. */
+  also?: string[];
 }
 
 const row = (key: string, xlator: string, xlatorKey: string, def: Omit<OptionDef, 'key'>): VolumeOptionDef =>
@@ -40,9 +42,10 @@ export const VOLUME_OPTIONS: readonly VolumeOptionDef[] = [
   row('performance.cache-size', 'performance/io-cache', 'cache-size', { type: 'size', default: '32MB', min: 1024 * 1024, description: 'Size of the data cache' }),
   row('performance.cache-refresh-timeout', 'performance/io-cache', 'cache-timeout', { type: 'int', default: 1, min: 0, max: 60, description: 'Seconds cached data stays valid' }),
   row('performance.stat-prefetch', 'performance/md-cache', 'enable', { type: 'bool', default: true, description: 'Enable the metadata cache (off leaves the translator out of the graph)' }),
-  row('performance.md-cache-timeout', 'performance/md-cache', 'timeout', { type: 'int', default: 1, min: 0, max: 600, description: 'Seconds metadata stays cached' }),
+  row('performance.md-cache-timeout', 'performance/md-cache', 'timeout', { type: 'int', default: 600, min: 0, max: 600, description: 'Seconds metadata stays cached while the bricks tell clients of each other\'s changes (performance.cache-invalidation); without that 1 s unless set' }),
+  { ...row('performance.cache-invalidation', 'performance/md-cache', 'cache-invalidation', { type: 'bool', default: true, description: 'Bricks tell each client what other clients changed of what it looked at, and md-cache and nl-cache drop it at once (GlusterFS: features.cache-invalidation with performance.cache-invalidation); off: metadata cached 1 s, directory lists 5 s' }), also: ['performance/nl-cache'] },
   row('performance.nl-cache', 'performance/nl-cache', 'enable', { type: 'bool', default: true, description: 'Enable the negative-lookup cache: a lookup of a name missing from a directory whose names this client knows (it made or listed it) fails without a brick round trip (off leaves the translator out of the graph)' }),
-  row('performance.nl-cache-timeout', 'performance/nl-cache', 'timeout', { type: 'int', default: 5, min: 0, max: 600, description: 'Seconds a directory\'s known names stay trusted; names made by other clients show after at most this long (as with GlusterFS\'s nl-cache without cache-invalidation)' }),
+  row('performance.nl-cache-timeout', 'performance/nl-cache', 'timeout', { type: 'int', default: 600, min: 0, max: 600, description: 'Seconds a directory\'s known names stay trusted while the bricks tell of other clients\' changes (performance.cache-invalidation); without that 5 s unless set' }),
   row('performance.nl-cache-limit', 'performance/nl-cache', 'limit', { type: 'int', default: 100000, min: 16, max: 10000000, description: 'Most names the negative-lookup cache keeps, over all directories; a directory with more is not tracked' }),
 ];
 

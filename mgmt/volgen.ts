@@ -128,7 +128,7 @@ function placeOptions(graph: XlatorSpec, options: Record<string, string>): void 
   const visit = (x: XlatorSpec) => {
     for (const [key, raw] of Object.entries(options)) {
       const def = volumeOption(key);
-      if (def && def.xlator === x.type) (x.options ??= {})[def.xlatorKey] = parseOptionValue(def, raw);
+      if (def && (def.xlator === x.type || def.also?.includes(x.type))) (x.options ??= {})[def.xlatorKey] = parseOptionValue(def, raw);
     }
     x.children?.forEach(visit);
   };

@@ -1,6 +1,6 @@
 // The performance translators through a real mount: data written behind is on the brick once the
 // file is closed or fsynced, a volume with performance.write-behind off still works, and nl-cache
-// shows names other clients made after its timeout.
+// shows names other clients made.
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -108,8 +108,8 @@ test('nl-cache: a name another client made shows within the timeout, and a volum
   t.is(made.code, 0, made.stderr);
   t.is(made.stdout, 'f1\nf2\nf3\n');
   t.is(String(await onBrick(bricks, 'd/f2')), '2\n');
-  // Made through another mount: client a finds it after at most nl-cache-timeout (5 s) and the
-  // kernel's own entry timeouts.
+  // Made through another mount: the brick tells client a (upcall), which finds it after the
+  // kernel's own entry timeout.
   t.is((await sh(`echo theirs > ${b}/d/x`)).code, 0);
   const start = Date.now();
   let seen = false;

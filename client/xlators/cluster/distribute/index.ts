@@ -62,6 +62,7 @@ export class Distribute extends PassThrough implements Xlator {
   /** Tells the parents whether every child is up: a listing or a miss while one is down may
    *  lack names (the caches above, nl-cache, trust neither then). */
   override notify(event: XlatorEvent, from: Xlator): void {
+    if (typeof event === 'object') { this.parent?.notify(event, this); return; }
     const i = this.children.indexOf(from);
     if (i >= 0) this.up[i] = event === 'child-up';
     if (event === 'child-up') this.layouts.clear();

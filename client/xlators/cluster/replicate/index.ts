@@ -133,6 +133,7 @@ export class Replicate extends PassThrough implements Xlator {
   }
 
   override notify(event: XlatorEvent, from: Xlator): void {
+    if (typeof event === 'object') { this.parent?.notify(event, this); return; }
     const i = this.children.indexOf(from);
     if (i < 0) return;
     this.up[i] = event === 'child-up';

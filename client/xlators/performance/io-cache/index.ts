@@ -1,10 +1,11 @@
 // performance/io-cache: a bounded (cache-size bytes), timed (cache-timeout) lru-cache of data read,
 // keyed by file, its generation and the range read. Any change this client makes to a file
 // (write, truncate, allocation, setattr) starts a new generation, so nothing cached before it
-// is served again; other clients' writes show after at most cache-timeout seconds.
+// is served again; other clients' writes show as a brick tells of them (upcall), else after at most
+// cache-timeout seconds.
 import { LRUCache } from 'lru-cache';
 import { FsError } from '../../../../common/errors.js';
-import { PassThrough, type Xlator } from '../../../../common/fops.js';
+import { PassThrough, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import type { Ctx, Fd, Iatt, Loc, SetattrArgs } from '../../../../common/types.js';
 import type { XlatorContext } from '../../registry.js';

@@ -4,25 +4,34 @@
 // create, symlink, mknod, link, setattr and truncate answer. An entry operation keeps its
 // directory's attributes, updated as it changed them (times, link count), so the kernel's refresh
 // of the directory after each create or unlink costs no round trip; other changes drop what they
-// touch. Changes by other clients show after at most `timeout` seconds.
+// touch. Changes by other clients come from the bricks (upcalls, GlusterFS's cache-invalidation):
+// what they name is dropped at once, so metadata can be kept `timeout` (600 s) seconds; where a
+// brick sends none, or cache-invalidation is off, changes by others show after at most 1 s
+// (`timeout` when set). A brick whose session ends may have missed telling: all is dropped.
 import { LRUCache } from 'lru-cache';
 import { FsError, toErrno } from '../../../../common/errors.js';
-import { PassThrough, type Xlator } from '../../../../common/fops.js';
+import { PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
   dirname, isDir, joinPath,
   type CreateArgs, type Ctx, type Dirent, type Fd, type Iatt, type Loc, type LookupReply, type Nanos, type SetattrArgs,
 } from '../../../../common/types.js';
+import type { Logger } from '../../../../common/log.js';
 import type { XlatorContext } from '../../registry.js';
 
 export const OPTIONS: readonly OptionDef[] = [
   { key: 'enable', type: 'bool', default: true, description: 'cache attributes and xattr presence; off passes everything through' },
-  { key: 'timeout', type: 'time', default: 1, min: 0, max: 600, description: 'seconds cached metadata stays valid' },
+  { key: 'timeout', type: 'time', default: 600, min: 0, max: 600, description: 'seconds cached metadata stays valid while the bricks tell of other clients\' changes (without that: 1 s unless set)' },
+  { key: 'cache-invalidation', type: 'bool', default: true, description: 'drop what the bricks say another client changed, and so keep the rest for timeout' },
   { key: 'max-entries', type: 'int', default: 100_000, min: 16, max: 10_000_000, description: 'most entries kept' },
   { key: 'cache-xattrs', type: 'bool', default: true, description: 'fetch and cache the presence of security.* and POSIX ACL xattrs with lookups and listings' },
 ];
 
-interface Options { enable: boolean; timeout: number; 'max-entries': number; 'cache-xattrs': boolean }
+interface Options { enable: boolean; timeout: number; 'max-entries': number; 'cache-xattrs': boolean; 'cache-invalidation': boolean }
+
+/** Seconds metadata is trusted when no brick tells of other clients' changes (GlusterFS's
+ *  md-cache-timeout default). */
+const UNTOLD_TIMEOUT = 1;
 
 /** Asked of every file by ls -l, cp -a and the kernel's write path; almost always absent. */
 export const CACHED_XATTRS = ['security.selinux', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'];
@@ -41,18 +50,69 @@ export class MdCache extends PassThrough implements Xlator {
   readonly opts: Options;
   private readonly cache: LRUCache<string, Entry>;
   private xattrNames: string[];
+  /** The timeout set explicitly: kept even without upcalls. */
+  private readonly timeoutGiven: boolean;
+  /** Gfids cached with several names: an upcall on one drops them all. */
+  private readonly linked = new Set<string>();
   hits = 0;
+  /** Upcalls heard. */
+  upcalls = 0;
 
-  constructor(name: string, options: Record<string, unknown>, children: Xlator[], _xctx?: XlatorContext) {
+  private readonly log?: Logger;
+
+  constructor(name: string, options: Record<string, unknown>, children: Xlator[], xctx?: XlatorContext) {
     super(name, 'performance/md-cache', children);
+    this.log = xctx?.log;
     if (children.length !== 1) throw new FsError('EINVAL', `translator ${name}: md-cache takes exactly one child`);
     this.opts = parseOptions<Options>(OPTIONS, options, `translator ${name}`);
-    this.cache = new LRUCache({ max: this.opts['max-entries'], ttl: Math.max(1, this.opts.timeout * 1000) });
+    this.timeoutGiven = options.timeout !== undefined;
+    this.cache = new LRUCache({ max: this.opts['max-entries'], ttl: this.ttlMs(this.opts['cache-invalidation']) });
     this.xattrNames = this.opts['cache-xattrs'] ? CACHED_XATTRS : [];
   }
 
   private get child(): Xlator { return this.children[0]; }
   private get on(): boolean { return this.opts.enable && this.opts.timeout > 0; }
+
+  private ttlMs(told: boolean): number {
+    const s = told || this.timeoutGiven ? this.opts.timeout : Math.min(this.opts.timeout, UNTOLD_TIMEOUT);
+    return Math.max(1, s * 1000);
+  }
+
+  /** How long entries are kept now, in ms. */
+  get ttl(): number { return this.cache.ttl; }
+
+  private set(path: string, e: Entry): void {
+    if (e.iatt && e.iatt.nlink > 1 && !isDir(e.iatt.mode)) this.linked.add(e.gfid);
+    this.cache.set(path, e);
+  }
+
+  override notify(event: XlatorEvent, from: Xlator): void {
+    if (typeof event === 'object') this.upcall(event);
+    super.notify(event, from);
+  }
+
+  /** What a brick said another client changed goes (and its directory's attributes: they changed
+   *  with any entry, and the brick tells of the directory no more until it is looked at again). */
+  private upcall(event: UpcallEvent): void {
+    this.gen++;
+    if (event.unsupported && this.cache.ttl > this.ttlMs(false)) {
+      this.cache.ttl = this.ttlMs(false);
+      this.log?.info({ ms: this.cache.ttl }, 'a brick sends no upcalls: metadata cached for less');
+    }
+    if (event.all) {
+      this.cache.clear();
+      this.linked.clear();
+      return;
+    }
+    if (!this.opts['cache-invalidation']) return;
+    for (const c of event.changes) {
+      this.upcalls++;
+      if (c.tree) this.dropTree(c.path);
+      else this.cache.delete(c.path);
+      this.cache.delete(dirname(c.path));
+      if (c.gfid && this.linked.has(c.gfid)) this.dropLinks(c.gfid, []);
+    }
+  }
 
   // --- filling ---
 
@@ -63,7 +123,7 @@ export class MdCache extends PassThrough implements Xlator {
     if (since !== this.gen) return;
     const e: Entry = { gfid: iatt.gfid, iatt };
     if (xattrs && this.xattrNames.length) e.xattrs = new Map(this.xattrNames.map((n) => [n, xattrs[n] ?? null]));
-    this.cache.set(path, e);
+    this.set(path, e);
   }
 
   private want(xattrs: string[] | undefined): string[] {
@@ -141,7 +201,7 @@ export class MdCache extends PassThrough implements Xlator {
     const since = this.gen;
     const iatt = await this.child.stat(ctx, loc);
     const old = this.cache.get(loc.path);
-    if (since === this.gen) this.cache.set(loc.path, { gfid: iatt.gfid, iatt, xattrs: old?.gfid === iatt.gfid ? old.xattrs : undefined });
+    if (since === this.gen) this.set(loc.path, { gfid: iatt.gfid, iatt, xattrs: old?.gfid === iatt.gfid ? old.xattrs : undefined });
     return iatt;
   }
 
@@ -199,7 +259,7 @@ export class MdCache extends PassThrough implements Xlator {
 
   /** Caches the complete attributes an operation answered; xattrs: what is known of CACHED_XATTRS. */
   private keep(path: string, iatt: Iatt, xattrs: Map<string, Buffer | null> | undefined): void {
-    this.cache.set(path, { gfid: iatt.gfid, iatt, xattrs });
+    this.set(path, { gfid: iatt.gfid, iatt, xattrs });
     if (iatt.nlink > 1 && !isDir(iatt.mode)) this.dropLinks(iatt.gfid, [path]);
   }
 
@@ -353,7 +413,7 @@ export class MdCache extends PassThrough implements Xlator {
   override async link(ctx: Ctx, from: Loc, to: Loc) {
     const iatt = await this.entryOp([from.path, to.path], [dirname(to.path)], () => this.child.link(ctx, from, to), (i) => ({ when: i.ctime, nlink: MdCache.same }));
     if (this.on && !isDir(iatt.mode)) {
-      for (const p of [from.path, to.path]) this.cache.set(p, { gfid: iatt.gfid, iatt });
+      for (const p of [from.path, to.path]) this.set(p, { gfid: iatt.gfid, iatt });
       this.dropLinks(iatt.gfid, [from.path, to.path]);
     }
     return iatt;

@@ -4,27 +4,34 @@
 // sends before each create, mkdir or rename target in a new or listed directory. The client's own
 // creates, mkdirs, links, renames and removals keep the list current; a failure or a change it cannot
 // follow (a lookup that finds a name not in the list, an existing file where create made none) drops
-// what it knew of that directory. Names made by other clients show after at most `timeout` seconds.
+// what it knew of that directory. Names made by other clients drop the directory's list as a brick
+// tells of them (upcall, GlusterFS's cache-invalidation), so a list is trusted for `timeout` (600 s);
+// without upcalls names made by others show after at most 5 s (`timeout` when set).
 // When the list of a directory it knew has expired and a lookup there finds nothing (a burst of
 // creates that outlasts the timeout), the directory is listed again in the background, so the
 // lookups after it need no round trip either.
 import { LRUCache } from 'lru-cache';
 import { FsError, toErrno } from '../../../../common/errors.js';
-import { PassThrough, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
+import { PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
   basename, dirname,
   type CreateArgs, type Ctx, type Dirent, type Fd, type Iatt, type Loc, type LookupReply,
 } from '../../../../common/types.js';
+import type { Logger } from '../../../../common/log.js';
 import type { XlatorContext } from '../../registry.js';
 
 export const OPTIONS: readonly OptionDef[] = [
   { key: 'enable', type: 'bool', default: true, description: 'answer lookups of names known to be absent; off passes everything through' },
-  { key: 'timeout', type: 'time', default: 5, min: 0, max: 600, description: 'seconds a directory\'s list of names stays trusted; names made by other clients show after at most this long' },
+  { key: 'timeout', type: 'time', default: 600, min: 0, max: 600, description: 'seconds a directory\'s list of names stays trusted while the bricks tell of other clients\' changes (without that: 5 s unless set)' },
+  { key: 'cache-invalidation', type: 'bool', default: true, description: 'forget a directory\'s list when a brick says another client changed it, and so trust lists for timeout' },
   { key: 'limit', type: 'int', default: 100_000, min: 16, max: 10_000_000, description: 'most names kept, over all directories; a directory with more is not tracked' },
 ];
 
-interface Options { enable: boolean; timeout: number; limit: number }
+interface Options { enable: boolean; timeout: number; limit: number; 'cache-invalidation': boolean }
+
+/** Seconds a list is trusted when no brick tells of other clients' changes. */
+const UNTOLD_TIMEOUT = 5;
 
 /** What this client knows of one directory: all of its names. */
 interface Known { names: Set<string> }
@@ -47,16 +54,30 @@ export class NlCache extends PassThrough implements Xlator {
   /** Background re-listings done. */
   refreshes = 0;
 
-  constructor(name: string, options: Record<string, unknown>, children: Xlator[], _xctx?: XlatorContext) {
+  private readonly log?: Logger;
+  /** The timeout set explicitly: kept even without upcalls. */
+  private readonly timeoutGiven: boolean;
+
+  constructor(name: string, options: Record<string, unknown>, children: Xlator[], xctx?: XlatorContext) {
     super(name, 'performance/nl-cache', children);
     if (children.length !== 1) throw new FsError('EINVAL', `translator ${name}: nl-cache takes exactly one child`);
     this.opts = parseOptions<Options>(OPTIONS, options, `translator ${name}`);
+    this.log = xctx?.log;
+    this.timeoutGiven = options.timeout !== undefined;
     this.dirs = new LRUCache({
       maxSize: this.opts.limit,
       sizeCalculation: (k) => Math.max(1, k.names.size),
-      ttl: Math.max(1, this.opts.timeout * 1000),
+      ttl: this.ttlMs(this.opts['cache-invalidation']),
     });
   }
+
+  private ttlMs(told: boolean): number {
+    const s = told || this.timeoutGiven ? this.opts.timeout : Math.min(this.opts.timeout, UNTOLD_TIMEOUT);
+    return Math.max(1, s * 1000);
+  }
+
+  /** How long lists are trusted now, in ms. */
+  get ttl(): number { return this.dirs.ttl; }
 
   private get child(): Xlator { return this.children[0]; }
   private get on(): boolean { return this.opts.enable && this.opts.timeout > 0; }
@@ -122,11 +143,35 @@ export class NlCache extends PassThrough implements Xlator {
   /** A brick came or went: a listing may have missed its names, or they may be back. While the
    *  child reports one down (child-down), nothing is learnt. */
   override notify(event: XlatorEvent, from: Xlator): void {
+    if (typeof event === 'object') {
+      this.upcall(event);
+      super.notify(event, from);
+      return;
+    }
     this.gen++;
     this.dirs.clear();
     for (const r of this.refreshing.values()) r.dead = true;
     this.degraded = event === 'child-down';
     super.notify(event, from);
+  }
+
+  /** Another client changed something in a directory (a brick's upcall): its list goes; a brick
+   *  that sends none leaves lists trusted for less. */
+  private upcall(event: UpcallEvent): void {
+    if (event.unsupported && this.dirs.ttl > this.ttlMs(false)) {
+      this.dirs.ttl = this.ttlMs(false);
+      this.log?.info({ ms: this.dirs.ttl }, 'a brick sends no upcalls: directory lists trusted for less');
+    }
+    if (event.all) {
+      this.gen++;
+      this.dirs.clear();
+      for (const r of this.refreshing.values()) r.dead = true;
+    }
+    if (!this.opts['cache-invalidation']) return;
+    for (const c of event.changes) {
+      if (c.tree) this.forgetTree(c.path);
+      this.forget(dirname(c.path));
+    }
   }
 
   /** Runs an entry operation; on failure forgets the directories it was in. */

@@ -3,7 +3,7 @@
 // the volume's credentials and the caller's ids on every call, and reports child-up/child-down.
 import * as grpc from '@grpc/grpc-js';
 import { FsError, isErrno, type Errno } from '../../../../common/errors.js';
-import { PassThrough, type Xlator } from '../../../../common/fops.js';
+import { PassThrough, type UpcallChange, type Xlator } from '../../../../common/fops.js';
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import { bulkBuffers } from '../../../../common/buffers.js';
@@ -266,6 +266,10 @@ export class ProtocolClient extends PassThrough implements Xlator {
           });
           this.notePid(res.pid);
           this.features = new Set(res.features ?? []);
+          if (!this.features.has('upcall')) {
+            this.log.warn({ brick: this.brick }, 'brick sends no cache invalidation: metadata is cached for at most 1 s');
+            queueMicrotask(() => this.parent?.notify({ type: 'upcall', changes: [], all: true, unsupported: true }, this));
+          }
         } catch (e) {
           client.close();
           throw e;
@@ -350,9 +354,16 @@ export class ProtocolClient extends PassThrough implements Xlator {
     if (this.session && this.client === client) return this.session;
     const md = ctxToMetadata(this.xctx.rootCtx, this.xctx.volumeId, this.xctx.secret);
     md.set(MD.sessionBatch, '1');
+    md.set(MD.upcall, '1');
     const stream = (client as unknown as { Session(md: grpc.Metadata): grpc.ClientDuplexStream<unknown, FopReply> }).Session(md);
     const s: Session = { stream, pending: new Map<number, Pending>(), out: new SessionOutbox('req', this.features.has('session-batch'), (m, cb) => stream.write(m, cb)) };
     const onReply = (r: FopReply) => {
+      if (r.res === 'upcall') {
+        const changes = ((r as unknown as { upcall?: { entries?: UpcallChange[] } }).upcall?.entries ?? [])
+          .map((c) => ({ path: c.path, gfid: c.gfid || undefined, entry: c.entry || undefined, tree: c.tree || undefined, data: c.data || undefined }));
+        this.parent?.notify({ type: 'upcall', changes }, this);
+        return;
+      }
       const p = s.pending.get(Number(r.id));
       if (!p) return;
       if (p.sent) bulkBuffers.give(p.sent);
@@ -372,6 +383,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
     // The stream ends only with the channel: a brick gone (UNAVAILABLE) or a closed channel.
     const broken = (err?: grpc.ServiceError) => {
       if (this.session === s) this.session = undefined;
+      // Changes made while no session listens are never told: the caches above forget all.
+      this.parent?.notify({ type: 'upcall', changes: [], all: true }, this);
       const e = err ? fromGrpcError(err, `brick ${this.brick}`) : new FsError('ENOTCONN', `brick ${this.brick}: session closed`);
       const down = !err || err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED;
       for (const p of [...s.pending.values()]) p.settle(down ? new FsError('ENOTCONN', e.message) : e);
