@@ -3,7 +3,7 @@
 import type { Logger } from '../common/log.js';
 import { Confiner, type HostPath } from './confine.js';
 import { FdTable } from './fd-table.js';
-import { HealIndex } from './heal-index.js';
+import { AFR_PREFIX, HealIndex } from './heal-index.js';
 import { LockTable } from './locks.js';
 import { KeyedMutex } from './mutex.js';
 import { IoThreads } from './io-threads.js';
@@ -33,7 +33,7 @@ export class Brick {
 
   constructor(readonly config: BrickConfig) {
     this.confiner = new Confiner(config.realRoot);
-    this.index = new HealIndex(config.realRoot, this.confiner, (file, data) => this.io.writeFile(file, data));
+    this.index = new HealIndex(config.realRoot, this.confiner, (file, data) => this.io.writeFile(file, data), (host, file) => this.io.unindex(host, file, AFR_PREFIX));
   }
 
   get log(): Logger {

@@ -1,8 +1,9 @@
 // The heal index of a brick (GlusterFS's features/index): .gfs/indices/xattrop/<gfid> exists
 // while any replicate counter (trusted.gfs.afr.*) of that inode is non-zero: an xattrop that
-// leaves a counter non-zero makes sure of the entry. Entries are removed lazily: an inode whose
-// counters all went back to zero keeps its entry until the index is listed, which drops it (a
-// transaction's post-op then costs no file removal, and the next pre-op no file creation).
+// leaves a counter non-zero makes sure of the entry, and one that brings the counters it changed
+// back to zero removes the entry this brick wrote if no other counter is left (one io-thread job;
+// an untar leaves no index of thousands of entries for the self-heal daemon's next listing to
+// read one by one). Entries of inodes not known here (written before a restart) go when listed.
 // Each entry holds the inode's volume path as of its last xattrop. Paths rather than gfid handles:
 // the brick keeps no gfid -> path map, and every changelog update refreshes the path, so an entry
 // is only stale when its inode was renamed or removed with no changelog update since; such entries
@@ -23,6 +24,12 @@ const INDEX_DIR = `${PRIVATE_DIR}/indices/xattrop`;
 
 export interface IndexEntry { gfid: string; path: string }
 
+async function removeUnlessPending(host: string, file: string): Promise<boolean> {
+  if (await anyPending(host).catch(() => false)) return false;
+  await unlink(file).catch(() => undefined);
+  return true;
+}
+
 async function anyPending(host: string): Promise<boolean> {
   for (const name of await xlist(host)) {
     if (!name.startsWith(AFR_PREFIX)) continue;
@@ -37,17 +44,38 @@ export class HealIndex {
   private readonly mutex = new KeyedMutex();
   /** host path -> volume path of inodes whose entry is known to exist, to skip rewriting it on
    *  every xattrop; emptied whenever a listing removes entries. */
-  private readonly known = new LRUCache<string, string>({ max: 100_000 });
+  private readonly known = new LRUCache<string, { path: string; gfid: string }>({ max: 100_000 });
   private made = false;
 
-  /** writeEntry writes a whole entry file (the brick's io-threads: one job, not three pool trips). */
-  constructor(private readonly root: string, private readonly confiner: Confiner, private readonly writeEntry: (file: string, data: string) => Promise<void> = writeFile) {
+  /** writeEntry writes a whole entry file, removeEntry removes one unless host has a counter
+   *  left (the brick's io-threads: one job each, not several pool trips). */
+  constructor(
+    private readonly root: string,
+    private readonly confiner: Confiner,
+    private readonly writeEntry: (file: string, data: string) => Promise<void> = writeFile,
+    private readonly removeEntry: (host: string, file: string) => Promise<boolean> = removeUnlessPending,
+  ) {
     this.dir = `${root}/${INDEX_DIR}`;
   }
 
   /** True when host (volume path `path`) is known to have its entry. */
   knows(host: string, path: string): boolean {
-    return this.known.get(host) === path;
+    return this.known.get(host)?.path === path;
+  }
+
+  /** After an xattrop that left every replicate counter it changed on host at zero: the entry
+   *  this brick wrote goes, unless another counter of the inode is still non-zero. Forgotten
+   *  before that check, under the entry's mutex: a pre-op that lands meanwhile either shows in
+   *  the check (the entry stays) or finds the entry unknown and writes it again after. */
+  async settled(host: string): Promise<void> {
+    const k = this.known.get(host);
+    if (!k) return;
+    await this.mutex.run(k.gfid, async () => {
+      if (this.known.get(host) !== k) return;
+      this.known.delete(host);
+      const removed = await this.removeEntry(host, `${this.dir}/${k.gfid}`).catch(() => false);
+      if (!removed) this.known.set(host, k); // still pending: the entry stays, as known
+    });
   }
 
   /** After an xattrop of a replicate counter on host (volume path `path`) that left the
@@ -61,7 +89,7 @@ export class HealIndex {
     await this.mutex.run(gfid, async () => {
       if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
       await this.writeEntry(`${this.dir}/${gfid}`, JSON.stringify({ path }));
-      this.known.set(host, path);
+      this.known.set(host, { path, gfid });
     });
   }
 

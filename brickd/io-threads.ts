@@ -8,9 +8,9 @@
 // (a lookup's few reads at once stay on the event loop), less than a chain of them. A worker runs
 // one job at a time; an entry without a gfid comes back without attributes and is finished on the
 // event loop (which assigns gfids); a small file written whole (a heal-index entry: one job where
-// the pool takes three trips). No fd outlives its job (Node closes a worker's own at its exit).
-// The worker is this same module.
-import { chmodSync, lchownSync, lstatSync, readdirSync, writeFileSync } from 'node:fs';
+// the pool takes three trips), and one removed once its inode's counters are all zero. No fd
+// outlives its job (Node closes a worker's own at its exit). The worker is this same module.
+import { chmodSync, lchownSync, lstatSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { FsError, isErrno, toErrno } from '../common/errors.js';
 import { gfidFromBytes } from '../common/gfid.js';
@@ -43,6 +43,18 @@ function addCountersSync(host: string, path: string, adds: readonly CounterAdd[]
     xsetSync(host, name, out);
     return out;
   });
+}
+
+/** Whether any xattr of host named with prefix holds a non-zero byte (a missing host: none). */
+function pendingSync(host: string, prefix: string): boolean {
+  let names: string[];
+  try {
+    names = xlistSync(host);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return false;
+    throw err;
+  }
+  return names.some((n) => n.startsWith(prefix) && (xgetSync(host, n)?.some((byte) => byte !== 0) ?? false));
 }
 
 /** The asked-for xattrs of host that exist; for three names or more one listxattr decides which
@@ -88,6 +100,15 @@ const WORK = {
     gfid: a.gfid ? (xgetSync(a.host, GFID_XATTR) ?? undefined) : undefined,
   }),
   writeFile: (a: { file: string; data: string }) => { writeFileSync(a.file, a.data); },
+  unindex: (a: { host: string; file: string; prefix: string }) => {
+    if (pendingSync(a.host, a.prefix)) return false;
+    try {
+      unlinkSync(a.file);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+    return true;
+  },
   list: (a: { host: string; path: string; names: string[]; skip?: string }) => {
     if (!lstatSync(a.host).isDirectory()) throw new FsError('ENOTDIR', `'${a.path}' is not a directory`);
     const out: { name: string; iatt?: Iatt; xattrs: Record<string, Bytes> }[] = [];
@@ -148,6 +169,12 @@ export class IoThreads {
    *  it has no gfid yet). Only where the event loop has the libc bindings too (`sys`). */
   async setattr(host: string, path: string, change: AttrChange): Promise<Iatt | undefined> {
     return (await this.run('setattr', { host, path, change })) as Iatt | undefined;
+  }
+
+  /** Removes the index entry `file` of host unless some xattr of host named with prefix is still
+   *  non-zero; true when it is gone. */
+  async unindex(host: string, file: string, prefix: string): Promise<boolean> {
+    return (await this.run('unindex', { host, file, prefix })) as boolean;
   }
 
   /** file's content replaced by data (created if absent; opened, written and closed in the job). */

@@ -111,7 +111,9 @@ export async function xattropManyOp(b: Brick, loc: { path: string }, adds: reado
   const hp = await b.resolve(loc.path);
   const indexed = !adds.some(({ name }) => name.startsWith(AFR_PREFIX)) || b.index.knows(hp.host, loc.path);
   const { outs, gfid } = await b.xattrMutex.runAll(adds.map(({ name }) => `${hp.host}\0${name}`), () => b.io.xattrop(hp.host, loc.path, adds, !indexed));
-  const pending = outs.find((out, k) => adds[k].name.startsWith(AFR_PREFIX) && out.some((byte) => byte !== 0));
+  const afr = outs.filter((_, k) => adds[k].name.startsWith(AFR_PREFIX));
+  const pending = afr.find((out) => out.some((byte) => byte !== 0));
   if (pending) await b.index.update(hp.host, loc.path, pending, gfid);
+  else if (afr.length) await b.index.settled(hp.host);
   return outs;
 }

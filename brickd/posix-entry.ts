@@ -31,7 +31,7 @@ export async function newOwner(ctx: Ctx, parent: string): Promise<NewOwner | und
 }
 
 /** The asked-for xattrs of host that exist (each read a trip to libuv's pool: all at once). */
-async function readNamed(host: string, names: readonly string[]): Promise<Record<string, Buffer>> {
+export async function readNamed(host: string, names: readonly string[]): Promise<Record<string, Buffer>> {
   const values = await Promise.all(names.map((n) => xget(host, n)));
   const out: Record<string, Buffer> = {};
   names.forEach((n, i) => { if (values[i]) out[n] = values[i]!; });

@@ -8,7 +8,7 @@ import { FLOCK_OWNER_PREFIX, isFlockOwner, type CreateArgs, type Ctx, type Flock
 import type { Brick } from './brick.js';
 import { readable, writable, type OpenFile } from './fd-table.js';
 import { checkGfid, creatingEntry, ensureGfid, statToIatt, writeGfid } from './iatt.js';
-import { applyCreateXattrs, newOwner, refuseRoot } from './posix-entry.js';
+import { applyCreateXattrs, newOwner, readNamed, refuseRoot } from './posix-entry.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
 /** Largest read answered in one message (the gRPC limit is 64 MiB). */
@@ -84,13 +84,14 @@ async function lockNew(b: Brick, f: OpenFile, lock: Flock | undefined): Promise<
   }
 }
 
-export async function openOp(b: Brick, loc: { path: string }, flags: number): Promise<{ fd: number; iatt: Iatt }> {
+/** Opens loc; with `xattrs`, also reads those that exist (a lookup and an open in one call). */
+export async function openOp(b: Brick, loc: { path: string }, flags: number, xattrs?: readonly string[]): Promise<{ fd: number; iatt: Iatt; xattrs: Record<string, Buffer> }> {
   const hp = await b.resolve(loc.path);
   const fh = await open(hp.host, (flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW);
   try {
-    const gfid = await ensureGfid(hp.host, hp.isRoot);
+    const [gfid, named] = await Promise.all([ensureGfid(hp.host, hp.isRoot), readNamed(hp.host, xattrs ?? [])]);
     const f = b.fds.add(fh, hp.host, loc.path, gfid, flags & ~(O_CREAT | O_EXCL));
-    return { fd: f.id, iatt: fdIatt(f) };
+    return { fd: f.id, iatt: fdIatt(f), xattrs: named };
   } catch (err) {
     await fh.close().catch(() => undefined);
     throw err;

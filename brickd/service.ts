@@ -36,7 +36,7 @@ const iattRes = async (p: Promise<import('../common/types.js').Iatt>) => ({ iatt
 const empty = async (p: Promise<void>) => { await p; return {}; };
 
 /** What this brick does beyond the calls (PingRes.features). */
-const BRICK_FEATURES = ['after-writes', 'unlock-after', 'session-batch', 'upcall'] as const;
+const BRICK_FEATURES = ['after-writes', 'unlock-after', 'session-batch', 'upcall', 'open-xattrs'] as const;
 
 /** One row per rpc of proto/brick.proto. */
 export const HANDLERS: Record<string, Handler> = {
@@ -57,8 +57,8 @@ export const HANDLERS: Record<string, Handler> = {
     return { fd: res.fd, iatt: iattToWire(res.iatt), locked: res.locked };
   },
   Open: async (b, _c, r) => {
-    const res = await file.openOp(b, loc(r.loc), Number(r.flags));
-    return { fd: res.fd, iatt: iattToWire(res.iatt) };
+    const res = await file.openOp(b, loc(r.loc), Number(r.flags), r.xattrs);
+    return { fd: res.fd, iatt: iattToWire(res.iatt), xattrs: res.xattrs };
   },
   Read: async (b, _c, r) => ({ data: await file.readOp(b, Number(r.fd), Number(r.offset), Number(r.size)) }),
   Write: async (b, _c, r) => ({ written: await file.writeOp(b, Number(r.fd), Number(r.offset), r.data ?? Buffer.alloc(0)) }),

@@ -75,6 +75,13 @@ export interface UpcallChange { path: string; gfid?: string; entry?: boolean; tr
  *  longer than without them. */
 export interface UpcallEvent { type: 'upcall'; changes: UpcallChange[]; all?: boolean; unsupported?: boolean }
 
+/** How long a cache keeps what it learned, in ms: `timeout` seconds while the bricks tell of other
+ *  clients' changes (upcalls) or when the timeout was set explicitly (`given`), else at most
+ *  `untold` seconds. */
+export function cacheTtlMs(timeout: number, untold: number, told: boolean, given = false): number {
+  return Math.max(1, (told || given ? timeout : Math.min(timeout, untold)) * 1000);
+}
+
 /** Events a translator passes up to its parents (GlusterFS's notify). */
 export type XlatorEvent = 'child-up' | 'child-down' | UpcallEvent;
 

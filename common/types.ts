@@ -25,6 +25,9 @@ export interface Ctx {
   /** A setattr: the writes it must follow. Sent on a brick session after them, it goes at once
    *  and the brick applies it after them; otherwise it waits for their answers. */
   after?: readonly WriteMark[];
+  /** open only: xattrs the brick reads with the open, in the same round trip (replicate's
+   *  changelog: lookup + open as one call); they come back as the fd's OPEN_XATTRS. */
+  openXattrs?: readonly string[];
 }
 
 /** The caller gave up (FUSE INTERRUPT): the part of AbortSignal that operations use. */
@@ -110,6 +113,8 @@ export function newFd(loc: Loc, flags: number, gfid: string): Fd {
 /** Fd.ctx key under which the layer that opened a file may leave the Iatt the open saw, so the FUSE
  *  bridge can keep the kernel's cached pages when the file did not change (close-to-open). */
 export const OPEN_IATT: object = Object.freeze({ key: 'open-iatt' });
+/** Fd.ctx key of the xattrs (name -> value, the existing ones of ctx.openXattrs) the open read. */
+export const OPEN_XATTRS: object = Object.freeze({ key: 'open-xattrs' });
 
 export type LockType = 'read' | 'write' | 'unlock';
 

@@ -1,7 +1,7 @@
 // gfs-brickd against a real process: gRPC calls in, the brick directory checked with plain tools.
 import test, { type ExecutionContext } from 'ava';
 import { constants } from 'node:fs';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { lstat, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -12,7 +12,7 @@ import { SETATTR, ctxToMetadata } from '../common/wire.js';
 import { brickService } from '../common/proto.js';
 import type { Xlator } from '../common/fops.js';
 import { createLogger } from '../common/log.js';
-import { ROOT_CTX } from '../common/types.js';
+import { ROOT_CTX, type Ctx } from '../common/types.js';
 import { WriteMark } from '../common/write-mark.js';
 import { waitFor } from './harness.js';
 import { create as createClient } from '../client/xlators/protocol/client/index.js';
@@ -405,7 +405,23 @@ test('xattrs: flags, gfid immutability, listing, xattrop', async (t) => {
   // A counter left non-zero: the heal index has the inode (its gfid read with the counters).
   const { gfid } = await createFile('/xb');
   await c.call('Xattrop', { loc: loc('/xb'), name: 'trusted.gfs.afr.c0', add: one });
-  t.deepEqual(JSON.parse(await readFile(join(d.brick, '.gfs/indices/xattrop', gfid), 'utf8')), { path: '/xb' });
+  const entry = join(d.brick, '.gfs/indices/xattrop', gfid);
+  t.deepEqual(JSON.parse(await readFile(entry, 'utf8')), { path: '/xb' });
+  const minus = Buffer.from(one.map(() => 0));
+  minus.writeInt32BE(-1, 0);
+  minus.writeInt32BE(1, 8);
+  // Another counter still set: the entry stays when this one goes back to zero.
+  const unit = Buffer.alloc(12);
+  unit.writeInt32BE(1, 0);
+  await c.call('Xattrop', { loc: loc('/xb'), name: 'trusted.gfs.afr.c1', add: unit });
+  await c.call('Xattrop', { loc: loc('/xb'), name: 'trusted.gfs.afr.c0', add: minus });
+  t.true(existsSync(entry), 'c1 is still pending');
+  unit.writeInt32BE(-1, 0);
+  await c.call('Xattrop', { loc: loc('/xb'), name: 'trusted.gfs.afr.c1', add: unit });
+  t.false(existsSync(entry), 'every counter back at zero: the entry is gone at once');
+  // A pre-op again: the entry is back.
+  await c.call('Xattrop', { loc: loc('/xb'), name: 'trusted.gfs.afr.c0', add: one });
+  t.true(existsSync(entry));
 });
 
 test('create xattrs are set before the reply', async (t) => {
@@ -785,6 +801,17 @@ test('replicate over two real bricks: chmod and utimes of a file being written j
   const { b1, b2, clients, replicaOf } = await replicaPair();
   const children = await clients();
   const inodelks = countInodelks(children);
+  // What each call to the bricks carried: the lock it took first, the counters it set.
+  const carried: { op: string; lock: boolean; pre: string[] }[] = [];
+  for (const c of children) {
+    for (const op of ['write', 'setattr'] as const) {
+      const orig = (c[op] as (...a: unknown[]) => Promise<unknown>).bind(c);
+      (c as unknown as Record<string, unknown>)[op] = (ctx: Ctx, ...rest: unknown[]) => {
+        carried.push({ op, lock: !!ctx.lock, pre: (ctx.pre ?? []).map((p) => [...p.add].join(',')) });
+        return orig(ctx, ...rest);
+      };
+    }
+  }
   const [mount, shd] = [await replicaOf(children), await replicaOf()];
   t.teardown(async () => { await mount.fini(); await shd.fini(); });
   await mount.mkdir(USER, { path: '/d' }, { mode: 0o755, umask: 0, gfid: newGfid() });
@@ -813,6 +840,15 @@ test('replicate over two real bricks: chmod and utimes of a file being written j
   // metadata lock rides on its data calls.
   t.true(lockCalls <= 4, `${lockCalls} inodelk calls for one file with 40 chmods`);
   t.true(heals > 0);
+  // A file created through this fd: its first write to each brick took the metadata lock and
+  // raised the data and metadata dirty counters at once; the chmods carried nothing.
+  const firstWrites = carried.filter((c) => c.op === 'write' && c.pre.length);
+  t.is(firstWrites.length, 2, 'one write per brick carried the pre-op');
+  for (const w of firstWrites) {
+    t.true(w.lock, 'with the metadata lock');
+    t.deepEqual(w.pre, ['0,0,0,1,0,0,0,1,0,0,0,0'], 'dirty +1 for data and metadata, in one update');
+  }
+  t.deepEqual(carried.filter((c) => c.op === 'setattr' && (c.lock || c.pre.length)), [], 'no chmod or utimes took a lock or set a counter');
   for (const b of [b1, b2]) {
     const st = await stat(join(b.brick, 'd/w'), { bigint: true });
     t.is(Number(st.mode & 0o777n), modes[39 % modes.length], `the mode on ${b.brick}`);

@@ -182,3 +182,36 @@ test('a directory answers the same attributes from lookup, a second lookup and i
   }
   t.is(first.mtime, 5_000_000_000n, 'the latest time of the copies');
 });
+
+test('a file\'s place is kept past cache-timeout while the bricks tell of changes; an upcall naming it, or a brick without upcalls, looks again', async (t) => {
+  const kids = memChildren(2);
+  const dht = new Distribute('v-dht', { 'cache-timeout': 0 }, kids, xctx);
+  await dht.init();
+  await dht.lookup(C, { path: '/' });
+  const names = ['a', 'b', 'c', 'd'];
+  for (const n of names) await touch(dht, `/${n}`);
+  let lookups = 0;
+  for (const k of kids) {
+    const orig = k.lookup.bind(k);
+    k.lookup = (...a: Parameters<typeof k.lookup>) => { if (a[1].path !== '/') lookups++; return orig(...a); };
+  }
+  await new Promise((res) => setTimeout(res, 1100)); // past cache-timeout (at least 1 s)
+  await dht.unlink(C, { path: '/a' });
+  t.is(lookups, 0, 'the create noted where /a is: the unlink goes there without a lookup');
+  // Another client removes /b and makes it again: the brick tells.
+  const at = kids.findIndex((k) => k.names.has('/b'));
+  await kids[at].unlink(C, { path: '/b' });
+  const { fd } = await kids[at].create(C, { path: '/b' }, 2, { mode: S_IFREG | 0o644, umask: 0, gfid: newGfid() });
+  await kids[at].release(C, fd);
+  dht.notify({ type: 'upcall', changes: [{ path: '/b', entry: true }] }, kids[at]);
+  await dht.unlink(C, { path: '/b' });
+  t.true(lookups > 0, 'told: looked up again');
+  t.false(kids.some((k) => k.names.has('/b')), 'and the file where it now is was removed');
+  // A brick without upcalls: places are kept cache-timeout only.
+  dht.notify({ type: 'upcall', changes: [], all: true, unsupported: true }, kids[0]);
+  await dht.lookup(C, { path: '/c' });
+  await new Promise((res) => setTimeout(res, 1100));
+  lookups = 0;
+  await dht.unlink(C, { path: '/c' });
+  t.true(lookups > 0, 'without upcalls the place expired');
+});

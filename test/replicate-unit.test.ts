@@ -4,7 +4,7 @@ import test from 'ava';
 import { pino } from 'pino';
 import { FsError } from '../common/errors.js';
 import { LockTable } from '../brickd/locks.js';
-import { ROOT_CTX as C, S_IFDIR, S_IFREG, type Ctx, type Fd, type Flock, type LockCmd, type Loc } from '../common/types.js';
+import { OPEN_IATT, OPEN_XATTRS, ROOT_CTX as C, S_IFDIR, S_IFREG, type Ctx, type Fd, type Flock, type LockCmd, type Loc } from '../common/types.js';
 import { DIRTY_KEY, afrKey, decode, findDirection, type Counts, type Matrix } from '../client/xlators/cluster/replicate/changelog.js';
 import { Replicate, SPLIT_BRAIN_XATTR } from '../client/xlators/cluster/replicate/index.js';
 import { hasQuorum } from '../client/xlators/cluster/replicate/quorum.js';
@@ -19,6 +19,23 @@ const xctx = { log, volume: 'v', volumeId: 'id', secret: 's', rootCtx: C };
  *  brick's own inode lock table. */
 class AfrMem extends MemXlator {
   private readonly held = new Map<string, string>();
+  /** Reads ctx.openXattrs with an open, as a brick with "open-xattrs" does. */
+  openXattrsCompound = false;
+  opens = 0;
+  private readonly openFds = new Set<Fd>();
+  get openCount(): number { return this.openFds.size; }
+  override async release(_c: Ctx, fd: Fd): Promise<void> { this.openFds.delete(fd); }
+  override async open(c: Ctx, loc: Loc, flags: number): Promise<Fd> {
+    const fd = await super.open(c, loc, flags);
+    this.opens++;
+    this.openFds.add(fd);
+    if (this.openXattrsCompound && c.openXattrs) {
+      const r = await this.lookup(c, loc, [...c.openXattrs]);
+      fd.ctx.set(OPEN_IATT, r.iatt);
+      fd.ctx.set(OPEN_XATTRS, r.xattrs);
+    }
+    return fd;
+  }
   inodeLocks = new LockTable();
   /** inodelk calls that took or waited for a lock, by type. */
   readonly inodelks: Flock[] = [];
@@ -59,8 +76,9 @@ class AfrMem extends MemXlator {
   }
 }
 
-async function setup(n = 2, options: Record<string, unknown> = {}) {
+async function setup(n = 2, options: Record<string, unknown> = {}, openXattrs = true) {
   const kids = Array.from({ length: n }, (_, i) => new AfrMem(`v-client-${i}`));
+  for (const k of kids) k.openXattrsCompound = openXattrs;
   const r = new Replicate('v-replicate-0', { 'post-op-delay-secs': 0, 'background-self-heal-count': 0, ...options }, kids, xctx);
   await r.init();
   return { kids, r };
@@ -363,7 +381,7 @@ test('entry heals by another client while this one creates in the directory: no 
   await shd.fini();
 });
 
-test('a directory found alike everywhere is listed again within a second without lookups; a child event, a pending entry or the second passing looks again', async (t) => {
+test('a directory found alike everywhere is listed again without lookups; a child event, a pending entry, an upcall naming it or, without upcalls, a second passing looks again', async (t) => {
   const { kids, r } = await setup();
   const d = newGfid();
   await r.mkdir(C, file('/d'), { mode: S_IFDIR | 0o755, umask: 0, gfid: d });
@@ -393,7 +411,18 @@ test('a directory found alike everywhere is listed again within a second without
   t.is(lookups, m, 'healed: alike again, no lookups');
   await new Promise((res) => setTimeout(res, 1100));
   await names();
-  t.is(lookups, m + 2, 'a second later it looks again');
+  t.is(lookups, m, 'a second later too: the bricks would tell of changes by others');
+  r.notify({ type: 'upcall', changes: [{ path: '/d/other', entry: true }] }, kids[0]);
+  await names();
+  t.is(lookups, m + 2, 'another client made a name there: it looks again');
+  await names();
+  t.is(lookups, m + 2, 'and trusts it again');
+  r.notify({ type: 'upcall', changes: [], all: true, unsupported: true }, kids[1]);
+  await names();
+  t.is(lookups, m + 4, 'a brick without upcalls: everything forgotten');
+  await new Promise((res) => setTimeout(res, 1100));
+  await names();
+  t.is(lookups, m + 6, 'and a clean directory trusted a second only');
 });
 
 test('entry heal of many names at once: every file with its data and gfid, hard links linked once', async (t) => {
@@ -415,8 +444,10 @@ test('entry heal of many names at once: every file with its data and gfid, hard 
   for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/', j.name), zero, `/ on ${k.name}`);
 });
 
-test('split-brain: EIO on open, each resolution keeps the chosen copy', async (t) => {
-  const { kids, r } = await setup();
+for (const compound of [false, true]) {
+const how = compound ? ' (lookup and open in one call)' : '';
+test(`split-brain: EIO on open, each resolution keeps the chosen copy${how}`, async (t) => {
+  const { kids, r } = await setup(2, {}, compound);
   await writeFile(r, '/f', 'base');
   down(r, kids[1]);
   await writeFile(r, '/f', 'from brick zero, longer');
@@ -424,7 +455,10 @@ test('split-brain: EIO on open, each resolution keeps the chosen copy', async (t
   down(r, kids[0]);
   await writeFile(r, '/f', 'brick one');
   up(r, kids[0]);
+  const opens = kids.map((k) => k.opens);
   await t.throwsAsync(r.open(C, file('/f'), 0), { message: /EIO/ });
+  t.deepEqual(kids.map((k) => k.opens - opens[kids.indexOf(k)]), compound ? [1, 1] : [0, 0], 'opened only where the open reads the changelog');
+  t.deepEqual(kids.map((k) => k.openCount), [0, 0], 'and nothing left open');
   const h = await r.heal('/f');
   t.true(h.splitBrain, 'the heal does not guess');
   await r.setxattr(C, file('/f'), SPLIT_BRAIN_XATTR, Buffer.from(JSON.stringify({ policy: 'bigger-file' })), 0);
@@ -442,8 +476,8 @@ test('split-brain: EIO on open, each resolution keeps the chosen copy', async (t
   t.is(choose('majority', []), undefined);
 });
 
-test('favorite-child-policy size resolves split-brain without a command', async (t) => {
-  const { kids, r } = await setup(2, { 'favorite-child-policy': 'size' });
+test(`favorite-child-policy size resolves split-brain without a command${how}`, async (t) => {
+  const { kids, r } = await setup(2, { 'favorite-child-policy': 'size' }, compound);
   await writeFile(r, '/f', 'base');
   down(r, kids[1]);
   await writeFile(r, '/f', 'the bigger copy');
@@ -453,7 +487,9 @@ test('favorite-child-policy size resolves split-brain without a command', async 
   up(r, kids[0]);
   t.is(await readFile(r, '/f'), 'the bigger copy');
   t.is(kids[1].data('/f'), 'the bigger copy');
+  t.deepEqual(kids.map((k) => k.openCount), [0, 0], 'nothing left open');
 });
+}
 
 test('replica 3 quorum: one down keeps writing, two down is EROFS and reads still work', async (t) => {
   const { kids, r } = await setup(3);

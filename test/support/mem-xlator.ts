@@ -104,7 +104,7 @@ export class MemXlator extends PassThrough implements Xlator {
     data.copy(i.data, off);
     return data.length;
   }
-  override async release() {}
+  override async release(_c: Ctx, _fd: Fd) {}
   override async flush() {}
   override async fsync() {}
   override async fstat(_c: Ctx, fd: Fd) { return this.iatt(this.fdi(fd)); }

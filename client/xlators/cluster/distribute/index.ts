@@ -4,7 +4,7 @@
 // child pointing at it (GlusterFS's DHT linkto).
 import { LRUCache } from 'lru-cache';
 import { FsError, toErrno } from '../../../../common/errors.js';
-import { PassThrough, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
+import { cacheTtlMs, PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
@@ -35,6 +35,10 @@ export function isLinkto(iatt: Iatt, xattrs: Record<string, Buffer>): boolean {
 
 
 /** Where a name resolved: a directory (on every child) or a file on one child. */
+/** Seconds a file's place is kept while the bricks tell of changes: less than they remember a
+ *  reader's interest (600 s). */
+const LOCATED_TOLD_S = 540;
+
 export type Located = { dir: true; iatt: Iatt } | { dir: false; subvol: number; iatt: Iatt };
 
 export class Distribute extends PassThrough implements Xlator {
@@ -43,6 +47,8 @@ export class Distribute extends PassThrough implements Xlator {
   private readonly layouts: LRUCache<string, Layout>;
   private readonly located: LRUCache<string, Located>;
   private readonly up: boolean[];
+  /** A brick sends no upcalls: file places are kept cache-timeout only. */
+  private untold = false;
 
   constructor(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext) {
     super(name, 'cluster/distribute', children);
@@ -62,11 +68,22 @@ export class Distribute extends PassThrough implements Xlator {
   /** Tells the parents whether every child is up: a listing or a miss while one is down may
    *  lack names (the caches above, nl-cache, trust neither then). */
   override notify(event: XlatorEvent, from: Xlator): void {
-    if (typeof event === 'object') { this.parent?.notify(event, this); return; }
+    if (typeof event === 'object') {
+      this.upcall(event);
+      this.parent?.notify(event, this);
+      return;
+    }
     const i = this.children.indexOf(from);
     if (i >= 0) this.up[i] = event === 'child-up';
     if (event === 'child-up') this.layouts.clear();
     this.parent?.notify(this.up.every(Boolean) ? 'child-up' : 'child-down', this);
+  }
+
+  /** Another client changed what the bricks name: where those are is looked up again. */
+  private upcall(event: UpcallEvent): void {
+    if (event.unsupported) this.untold = true;
+    if (event.all || event.changes.some((c) => c.tree)) { this.located.clear(); return; }
+    for (const c of event.changes) this.located.delete(c.path);
   }
 
   // --- fan-out helpers ---
@@ -210,12 +227,17 @@ export class Distribute extends PassThrough implements Xlator {
     const cached = this.located.get(loc.path);
     if (cached) return cached;
     const { loc: where } = await this.resolve(ctx, loc);
-    this.located.set(loc.path, where);
+    this.remember(loc.path, where);
     return where;
   }
 
+  /** Notes where path is. A file's place is kept LOCATED_TOLD_S while the bricks tell of other
+   *  clients' changes (a rename, a removal, a migration by rebalance drop it at once; a place
+   *  gone stale anyway fails with ENOENT and is looked up again); a directory's, or any where a
+   *  brick sends no upcalls, for cache-timeout. */
   remember(path: string, where: Located): void {
-    this.located.set(path, where);
+    const timeout = this.opts['cache-timeout'];
+    this.located.set(path, where, { ttl: cacheTtlMs(Math.max(LOCATED_TOLD_S, timeout), timeout, !where.dir && !this.untold) });
   }
 
   override async lookup(ctx: Ctx, loc: Loc, xattrs: string[] = []): Promise<LookupReply> {
@@ -225,13 +247,13 @@ export class Distribute extends PassThrough implements Xlator {
       const dirs = res.filter((r) => r.ok && isDir(r.value.iatt.mode)) as Extract<Settled<LookupReply>, { ok: true }>[];
       if (dirs.length) {
         const iatt = mergeDirIatts(dirs.map((d) => d.value.iatt));
-        this.located.set(loc.path, { dir: true, iatt });
+        this.remember(loc.path, { dir: true, iatt });
         return { iatt, xattrs: dirs[0].value.xattrs };
       }
       this.located.delete(loc.path);
     }
     const { reply, loc: where } = await this.resolve(ctx, loc, xattrs);
-    this.located.set(loc.path, where);
+    this.remember(loc.path, where);
     const { [LINKTO_XATTR]: _l, ...rest } = reply.xattrs;
     const iatt = where.dir && this.children.length > 1 ? await this.mergedDirIatt(ctx, loc, reply.iatt) : reply.iatt;
     return { iatt, xattrs: rest };
@@ -292,7 +314,7 @@ export class Distribute extends PassThrough implements Xlator {
     const i = await this.hashedFor(ctx, loc.path);
     const r = await this.children[i].create(ctx, loc, flags, args);
     r.fd.ctx.set(this, i);
-    this.located.set(loc.path, { dir: false, subvol: i, iatt: r.iatt });
+    this.remember(loc.path, { dir: false, subvol: i, iatt: r.iatt });
     return r;
   }
 
@@ -377,21 +399,21 @@ export class Distribute extends PassThrough implements Xlator {
       await this.writeLayout(loc.path, layout);
     }
     this.layouts.set(loc.path, layout);
-    this.located.set(loc.path, { dir: true, iatt });
+    this.remember(loc.path, { dir: true, iatt });
     return iatt;
   }
 
   override async symlink(ctx: Ctx, target: string, loc: Loc, args: CreateArgs): Promise<Iatt> {
     const i = await this.hashedFor(ctx, loc.path);
     const iatt = await this.children[i].symlink(ctx, target, loc, args);
-    this.located.set(loc.path, { dir: false, subvol: i, iatt });
+    this.remember(loc.path, { dir: false, subvol: i, iatt });
     return iatt;
   }
 
   override async mknod(ctx: Ctx, loc: Loc, rdev: number, args: CreateArgs): Promise<Iatt> {
     const i = await this.hashedFor(ctx, loc.path);
     const iatt = await this.children[i].mknod(ctx, loc, rdev, args);
-    this.located.set(loc.path, { dir: false, subvol: i, iatt });
+    this.remember(loc.path, { dir: false, subvol: i, iatt });
     return iatt;
   }
 
@@ -482,7 +504,7 @@ export class Distribute extends PassThrough implements Xlator {
     const merged = mergeDirents(res.filter((r) => r.ok).map((r) => ({ i: r.i, entries: (r as { value: Dirent[] }).value })), isLinkto);
     for (const m of merged) {
       const path = joinPath(loc.path, m.entry.name);
-      this.located.set(path, isDir(m.entry.iatt.mode) ? { dir: true, iatt: m.entry.iatt } : { dir: false, subvol: m.subvol, iatt: m.entry.iatt });
+      this.remember(path, isDir(m.entry.iatt.mode) ? { dir: true, iatt: m.entry.iatt } : { dir: false, subvol: m.subvol, iatt: m.entry.iatt });
     }
     return merged.map((m) => {
       const { [LINKTO_XATTR]: _l, ...rest } = m.entry.xattrs;

@@ -6,11 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { FsError, isConnectionErrno, toErrno } from '../../../../common/errors.js';
-import { PassThrough, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
+import { cacheTtlMs, PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
-  dirname, isDir, isReg, newFd, ROOT_CTX,
+  dirname, isDir, isReg, newFd, OPEN_IATT, OPEN_XATTRS, ROOT_CTX,
   type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
@@ -51,6 +51,11 @@ export interface InodeState { data?: Direction; metadata?: Direction; entry?: Di
 /** A virtual xattr set through the graph on a file to resolve its split-brain (the CLI's helper). */
 export const SPLIT_BRAIN_XATTR = 'trusted.gfs.heal.split-brain';
 
+/** Seconds a directory found clean is trusted while the bricks tell of other clients' changes:
+ *  less than the bricks remember a reader's interest (600 s), as the lookup noted it; without
+ *  upcalls, a second. */
+const CLEAN_TOLD_S = 540;
+const CLEAN_UNTOLD_S = 1;
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_TRUNC = 0o1000;
@@ -66,12 +71,17 @@ export class Replicate extends PassThrough implements Xlator {
   readonly entryTxns: EntryTxns;
   readonly healer: Healer;
   readonly inodes = new LRUCache<string, InodeState>({ max: 50_000, ttl: 60_000 });
-  /** Directories a lookup on every up child found alike (no entry pending) within the last
-   *  second: their listing is read from a child at once, without looking them up again (a
-   *  READDIRPLUS costs two lookups less). A child's event or failure (but a missing name or xattr
-   *  or a busy lock) forgets them all; another client's failed entry operation shows within the
-   *  second, as with md-cache. */
-  private readonly cleanDirs = new LRUCache<string, true>({ max: 10_000, ttl: 1000 });
+  /** Directories (path -> gfid) a lookup on every up child found alike (no entry pending): their
+   *  listing is read from a child at once, without looking them up again (a READDIRPLUS costs
+   *  two lookups less). A child's event or failure (but a missing name or xattr or a busy lock)
+   *  forgets them all. Another client's entry operation there, failed on some child or not, is
+   *  told by the bricks (upcall) and forgets the directory: so they are kept CLEAN_TOLD_S; where
+   *  a brick sends no upcalls, a second, as md-cache does. */
+  private readonly cleanDirs = new LRUCache<string, string>({ max: 10_000, ttl: CLEAN_UNTOLD_S * 1000 });
+  /** A brick sends no upcalls: clean directories are trusted for a second only. */
+  private untold = false;
+  /** Bumped by every upcall: a lookup that an upcall overtook does not mark its directory clean. */
+  private upcallGen = 0;
   private anyUp = true;
 
   constructor(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext) {
@@ -133,7 +143,11 @@ export class Replicate extends PassThrough implements Xlator {
   }
 
   override notify(event: XlatorEvent, from: Xlator): void {
-    if (typeof event === 'object') { this.parent?.notify(event, this); return; }
+    if (typeof event === 'object') {
+      this.upcall(event);
+      this.parent?.notify(event, this);
+      return;
+    }
     const i = this.children.indexOf(from);
     if (i < 0) return;
     this.up[i] = event === 'child-up';
@@ -146,6 +160,22 @@ export class Replicate extends PassThrough implements Xlator {
       this.parent?.notify(any ? 'child-up' : 'child-down', this);
     }
     if (event === 'child-up') this.healer.onChildUp(i);
+  }
+
+  /** Another client changed what the bricks say: its directories are no longer known clean. */
+  private upcall(event: UpcallEvent): void {
+    this.upcallGen++;
+    if (event.unsupported) this.untold = true;
+    if (event.all || event.changes.some((c) => c.tree)) { this.cleanDirs.clear(); return; }
+    for (const c of event.changes) {
+      this.cleanDirs.delete(c.path);
+      this.cleanDirs.delete(dirname(c.path));
+    }
+  }
+
+  /** dir's copies may differ now: its next listing looks them up first. */
+  forgetClean(dir: string): void {
+    this.cleanDirs.delete(dir);
   }
 
   // --- fan-out helpers ---
@@ -287,6 +317,8 @@ export class Replicate extends PassThrough implements Xlator {
   }
 
   override async open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
+    const opened = await this.openWithChangelog(ctx, loc, flags);
+    if (opened) return opened;
     let look = await this.lookupAll(ctx, loc);
     let found = this.stateOf(look);
     if (found?.state.data?.splitBrain && this.opts['favorite-child-policy'] !== 'none') {
@@ -296,15 +328,50 @@ export class Replicate extends PassThrough implements Xlator {
     }
     if (!found) throw this.bestError(look);
     this.inodes.set(found.iatt.gfid, found.state);
-    const writing = (flags & O_ACCMODE) !== 0;
-    if (found.state.data?.splitBrain) {
-      throw new FsError('EIO', `${loc.path}: data split-brain between the bricks of ${this.name}; resolve with gfs volume heal VOL split-brain`);
-    }
+    if (found.state.data?.splitBrain) throw this.dataSplitBrain(loc);
     const res = await this.onAll((c) => c.open(ctx, loc, flags & ~O_TRUNC), look.filter((r) => r.ok).map((r) => r.i));
     this.noteFailures(res);
     if (!res.some((r) => r.ok)) throw this.bestError(res);
-    const fd = this.wrapFds(loc, flags, found.iatt.gfid, res);
-    if (writing && flags & O_TRUNC) await this.ftruncate(ctx, fd, 0);
+    return this.opened(ctx, this.wrapFds(loc, flags, found.iatt.gfid, res), flags);
+  }
+
+  /** The open as one call per child where every up child can read the changelog with it (lookup
+   *  + open in one round trip). Undefined when some child cannot, or the copies are in a data
+   *  split-brain that a favorite-child policy may heal: the caller looks up first then. */
+  private async openWithChangelog(ctx: Ctx, loc: Loc, flags: number): Promise<Fd | undefined> {
+    const up = this.upChildren();
+    if (up.length === 0 || !up.every((i) => (this.children[i] as { openXattrsCompound?: boolean }).openXattrsCompound === true)) return undefined;
+    if (this.postOps.size) await this.postOpsDone(loc.path);
+    const res = await this.onAll((c) => c.open({ ...ctx, openXattrs: this.afrKeys }, loc, flags & ~O_TRUNC), up);
+    this.noteFailures(res);
+    const look: Settled<LookupReply>[] = res.map((r) => {
+      if (!r.ok) return r;
+      const iatt = r.value.ctx.get(OPEN_IATT) as Iatt | undefined;
+      const xattrs = r.value.ctx.get(OPEN_XATTRS) as Record<string, Buffer> | undefined;
+      return iatt && xattrs ? { ok: true as const, i: r.i, value: { iatt, xattrs } } : { ok: false as const, i: r.i, err: new FsError('EIO', 'open answered without the changelog') };
+    });
+    const found = this.stateOf(look);
+    const good = !!found && !found.state.data?.splitBrain && res.every((r, k) => !r.ok || look[k].ok);
+    if (!good) {
+      await this.onAll((c, i) => c.release(ROOT_CTX, (res.find((x) => x.i === i) as { value: Fd }).value), res.filter((r) => r.ok).map((r) => r.i));
+      if (!found) throw this.bestError(res);
+      if (found.state.data?.splitBrain && this.opts['favorite-child-policy'] === 'none') {
+        this.inodes.set(found.iatt.gfid, found.state);
+        throw this.dataSplitBrain(loc);
+      }
+      return undefined;
+    }
+    this.inodes.set(found.iatt.gfid, found.state);
+    return this.opened(ctx, this.wrapFds(loc, flags, found.iatt.gfid, res), flags);
+  }
+
+  private dataSplitBrain(loc: Loc): FsError {
+    return new FsError('EIO', `${loc.path}: data split-brain between the bricks of ${this.name}; resolve with gfs volume heal VOL split-brain`);
+  }
+
+  /** An open's fd, truncated first when it asked for O_TRUNC (in the inode's data transaction). */
+  private async opened(ctx: Ctx, fd: Fd, flags: number): Promise<Fd> {
+    if ((flags & O_ACCMODE) !== 0 && flags & O_TRUNC) await this.ftruncate(ctx, fd, 0);
     return fd;
   }
 
@@ -506,9 +573,10 @@ export class Replicate extends PassThrough implements Xlator {
     let order: number[];
     let gfid = loc.gfid;
     let last: unknown = new FsError('ENOTCONN', `${this.name}: no brick of the replica set is up`);
-    if (gfid && this.cleanDirs.has(gfid)) {
+    if (gfid && this.cleanDirs.get(loc.path) === gfid) {
       order = this.upChildren();
     } else {
+      const since = this.upcallGen;
       const look = await this.lookupAll(ROOT_CTX, loc);
       const found = this.stateOf(look);
       if (!found) throw this.bestError(look);
@@ -517,7 +585,9 @@ export class Replicate extends PassThrough implements Xlator {
       order = this.upChildren().filter((i) => look.find((r) => r.i === i)?.ok);
       if (entry?.pending && entry.sources.length) order = order.filter((i) => entry.sources.includes(i));
       if (entry?.pending) this.healer.background(loc.path);
-      else if (look.every((r) => r.ok) && order.length === this.children.length) this.cleanDirs.set(gfid, true);
+      else if (look.every((r) => r.ok) && order.length === this.children.length && since === this.upcallGen) {
+        this.cleanDirs.set(loc.path, gfid, { ttl: cacheTtlMs(CLEAN_TOLD_S, CLEAN_UNTOLD_S, !this.untold) });
+      }
       last = this.bestError(look);
     }
     const data = order.filter((i) => i !== this.arbiter);

@@ -167,6 +167,8 @@ export class EntryTxns {
       const clean = ok.length === 0 && errs.length > 0 && errs.every((e) => e.err.errno === errs[0].err.errno && !isConnectionErrno(e.err.errno) && !preFailed(e.err));
       if (clean) throw errs[0].err;
       for (const e of errs) for (const t of txns) t.failed.add(e.i);
+      // The copies of these directories now differ (until a heal): their listings need a look.
+      if (errs.length) for (const t of txns) r.forgetClean(t.dir.path);
       if (ok.length === 0) throw r.bestError(res);
       if (!hasQuorum(r.quorum, ok)) throw quorumError(what, ok.length, r.children.length);
       return res;
@@ -419,6 +421,9 @@ class DataTxn {
   ready!: Promise<void>;
   /** Metadata operations of the inode that joined this transaction (see DataTxns.runMeta). */
   meta?: MetaPart;
+  /** The file was created through this fd: its first writes take the metadata part too (see
+   *  withPreOp). */
+  fresh = false;
   constructor(readonly gfid: string, readonly loc: Loc, readonly rfd: ReplFd, public owner: string) {}
   get active(): number[] { return this.locked.filter((i) => !this.failed.has(i)); }
 }
@@ -502,6 +507,7 @@ export class DataTxns {
     if (pre && targets.every((i) => pre.children.includes(i))) {
       t.owner = pre.owner; // the create locked it for this transaction
       t.locked = targets;
+      t.fresh = true;
       return;
     }
     if (pre) this.unlockPreLock(t.rfd, pre);
@@ -542,6 +548,23 @@ export class DataTxns {
         t.marked.push(i);
         return await op(ctx);
       }
+      const meta = this.freshMeta(t, i);
+      if (meta) {
+        try {
+          const v = await op({ ...ctx, pre: mergeAdds(preAdds(this.r, t.loc, 'data', t.locked), preAdds(this.r, t.loc, 'metadata', meta.m.participants)), lock: meta.lock });
+          t.marked.push(i);
+          meta.taken(true);
+          return v;
+        } catch (e) {
+          const busy = preFailed(e) && toErrno(e) === 'EAGAIN';
+          meta.taken(!preFailed(e));
+          if (!busy) {
+            if (!preFailed(e)) t.marked.push(i);
+            throw e;
+          }
+          // A metadata heal holds the inode: the write goes without the metadata part.
+        }
+      }
       try {
         const v = await op({ ...ctx, pre: preAdds(this.r, t.loc, 'data', t.locked) });
         t.marked.push(i);
@@ -556,6 +579,39 @@ export class DataTxns {
     } finally {
       done();
     }
+  }
+
+  /**
+   * The metadata part a file created through this fd takes with its first write to child i:
+   * tar, cp -p and rsync set the mode and times of each file they write before closing it, so
+   * the write's call also takes the metadata lock and sets the metadata pre-op (one counter
+   * update with the data's), and their setattr then goes bare. The post-op and the lock go with
+   * the data transaction's, as runMeta's do; a file that gets no setattr pays nothing more than
+   * those bytes. Undefined with an arbiter, a child down or without compound unlocks, or once
+   * the part is set up for i.
+   * `taken(sent)`: whether the brick took the lock and the marks (false: a heal held the lock,
+   * so a later metadata operation tries again on its own).
+   */
+  private freshMeta(t: DataTxn, i: number): { m: MetaPart; lock: { loc: Loc; lock: Flock }; taken: (sent: boolean) => void } | undefined {
+    // Every child in: a metadata pre-op that blamed one (down) for a change never made would
+    // cost it a metadata heal.
+    if (!t.fresh || this.r.arbiter >= 0 || t.active.length !== this.r.children.length) return undefined;
+    if (!this.r.children.every((c, j) => this.r.up[j] && unlockCapable(c))) return undefined;
+    const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants: t.active, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set() });
+    if (m.first.has(i) || m.lockSent.has(i)) return undefined;
+    let done!: () => void;
+    const mine = new Promise<void>((res) => { done = res; });
+    m.first.set(i, mine);
+    m.lockSent.add(i);
+    return {
+      m,
+      lock: { loc: t.loc, lock: txnLock('read', m.owner) },
+      taken: (sent) => {
+        if (sent) m.marked.add(i);
+        else if (m.first.get(i) === mine) m.first.delete(i);
+        done();
+      },
+    };
   }
 
   /**

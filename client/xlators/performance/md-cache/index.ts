@@ -10,7 +10,7 @@
 // (`timeout` when set). A brick whose session ends may have missed telling: all is dropped.
 import { LRUCache } from 'lru-cache';
 import { FsError, toErrno } from '../../../../common/errors.js';
-import { PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
+import { cacheTtlMs, PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
   dirname, isDir, joinPath,
@@ -55,8 +55,6 @@ export class MdCache extends PassThrough implements Xlator {
   /** Gfids cached with several names: an upcall on one drops them all. */
   private readonly linked = new Set<string>();
   hits = 0;
-  /** Upcalls heard. */
-  upcalls = 0;
 
   private readonly log?: Logger;
 
@@ -74,8 +72,7 @@ export class MdCache extends PassThrough implements Xlator {
   private get on(): boolean { return this.opts.enable && this.opts.timeout > 0; }
 
   private ttlMs(told: boolean): number {
-    const s = told || this.timeoutGiven ? this.opts.timeout : Math.min(this.opts.timeout, UNTOLD_TIMEOUT);
-    return Math.max(1, s * 1000);
+    return cacheTtlMs(this.opts.timeout, UNTOLD_TIMEOUT, told, this.timeoutGiven);
   }
 
   /** How long entries are kept now, in ms. */
@@ -106,7 +103,6 @@ export class MdCache extends PassThrough implements Xlator {
     }
     if (!this.opts['cache-invalidation']) return;
     for (const c of event.changes) {
-      this.upcalls++;
       if (c.tree) this.dropTree(c.path);
       else this.cache.delete(c.path);
       this.cache.delete(dirname(c.path));

@@ -12,7 +12,7 @@
 // lookups after it need no round trip either.
 import { LRUCache } from 'lru-cache';
 import { FsError, toErrno } from '../../../../common/errors.js';
-import { PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
+import { cacheTtlMs, PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
   basename, dirname,
@@ -72,8 +72,7 @@ export class NlCache extends PassThrough implements Xlator {
   }
 
   private ttlMs(told: boolean): number {
-    const s = told || this.timeoutGiven ? this.opts.timeout : Math.min(this.opts.timeout, UNTOLD_TIMEOUT);
-    return Math.max(1, s * 1000);
+    return cacheTtlMs(this.opts.timeout, UNTOLD_TIMEOUT, told, this.timeoutGiven);
   }
 
   /** How long lists are trusted now, in ms. */

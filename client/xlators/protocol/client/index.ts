@@ -13,7 +13,7 @@ import {
   MD, ctxToMetadata, fromGrpcError, iattFromWire, setattrToWire, type WireIatt,
 } from '../../../../common/wire.js';
 import {
-  newFd, OPEN_IATT, type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
+  newFd, OPEN_IATT, OPEN_XATTRS, type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
 import type { WriteMark } from '../../../../common/write-mark.js';
@@ -74,6 +74,10 @@ export class ProtocolClient extends PassThrough implements Xlator {
    *  ignores the field). */
   get unlockCompound(): boolean {
     return this.features.has('unlock-after');
+  }
+  /** Whether the brick reads ctx.openXattrs with an open (one from before it ignores the field). */
+  get openXattrsCompound(): boolean {
+    return this.features.has('open-xattrs');
   }
   private readonly opts: Options;
   /** Bumped when reconfigure moves this translator to another brick. */
@@ -494,7 +498,10 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
-    return this.wrapFd(loc, flags, await this.call('Open', { loc: ProtocolClient.wloc(loc), flags }, ctx));
+    const res = await this.call('Open', { loc: ProtocolClient.wloc(loc), flags, xattrs: ctx.openXattrs ?? [] }, ctx);
+    const fd = this.wrapFd(loc, flags, res);
+    if (ctx.openXattrs) fd.ctx.set(OPEN_XATTRS, res.xattrs ?? {});
+    return fd;
   }
 
   override async read(ctx: Ctx, fd: Fd, offset: number, size: number): Promise<Buffer> {
