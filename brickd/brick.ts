@@ -33,7 +33,7 @@ export class Brick {
 
   constructor(readonly config: BrickConfig) {
     this.confiner = new Confiner(config.realRoot);
-    this.index = new HealIndex(config.realRoot, this.confiner, (file, data) => this.io.writeFile(file, data), (host, file) => this.io.unindex(host, file, AFR_PREFIX));
+    this.index = new HealIndex(config.realRoot, this.confiner, (file, data) => this.io.writeFile(file, data), (entries) => this.io.unindex(entries, AFR_PREFIX));
   }
 
   get log(): Logger {
@@ -46,6 +46,7 @@ export class Brick {
 
   async close(): Promise<void> {
     this.locks.abortAll();
+    this.index.close();
     await this.fds.closeAll();
     await this.io.close();
   }

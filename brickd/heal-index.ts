@@ -1,9 +1,10 @@
 // The heal index of a brick (GlusterFS's features/index): .gfs/indices/xattrop/<gfid> exists
 // while any replicate counter (trusted.gfs.afr.*) of that inode is non-zero: an xattrop that
-// leaves a counter non-zero makes sure of the entry, and one that brings the counters it changed
-// back to zero removes the entry this brick wrote if no other counter is left (one io-thread job;
-// an untar leaves no index of thousands of entries for the self-heal daemon's next listing to
-// read one by one). Entries of inodes not known here (written before a restart) go when listed.
+// leaves a counter non-zero makes sure of the entry. One that brings the counters it changed back
+// to zero queues the entry this brick wrote for removal; every SETTLE_MS the queued entries whose
+// inodes have no counter left go, in one io-thread job (an untar leaves no index of thousands of
+// entries for the self-heal daemon's next listing to read one by one, and a post-op waits for no
+// removal). Entries of inodes not known here (written before a restart) go when listed.
 // Each entry holds the inode's volume path as of its last xattrop. Paths rather than gfid handles:
 // the brick keeps no gfid -> path map, and every changelog update refreshes the path, so an entry
 // is only stale when its inode was renamed or removed with no changelog update since; such entries
@@ -24,10 +25,15 @@ const INDEX_DIR = `${PRIVATE_DIR}/indices/xattrop`;
 
 export interface IndexEntry { gfid: string; path: string }
 
-async function removeUnlessPending(host: string, file: string): Promise<boolean> {
-  if (await anyPending(host).catch(() => false)) return false;
-  await unlink(file).catch(() => undefined);
-  return true;
+/** How long finished entries wait to be removed together. */
+const SETTLE_MS = 1000;
+
+async function removeUnlessPending(entries: [string, string][]): Promise<boolean[]> {
+  return Promise.all(entries.map(async ([host, file]) => {
+    if (await anyPending(host).catch(() => false)) return false;
+    await unlink(file).catch(() => undefined);
+    return true;
+  }));
 }
 
 async function anyPending(host: string): Promise<boolean> {
@@ -47,13 +53,20 @@ export class HealIndex {
   private readonly known = new LRUCache<string, { path: string; gfid: string }>({ max: 100_000 });
   private made = false;
 
-  /** writeEntry writes a whole entry file, removeEntry removes one unless host has a counter
-   *  left (the brick's io-threads: one job each, not several pool trips). */
+  /** Inodes whose counters went back to zero, by host path, for the next removal round. */
+  private settling = new Map<string, { path: string; gfid: string }>();
+  /** Those of the round in progress. */
+  private readonly checking = new Map<string, { path: string; gfid: string }>();
+  private settleTimer?: NodeJS.Timeout;
+
+  /** writeEntry writes a whole entry file; removeEntries removes those of the [host, file] pairs
+   *  whose host has no counter left and answers which it removed (the brick's io-threads: one job
+   *  each, not several pool trips). */
   constructor(
     private readonly root: string,
     private readonly confiner: Confiner,
     private readonly writeEntry: (file: string, data: string) => Promise<void> = writeFile,
-    private readonly removeEntry: (host: string, file: string) => Promise<boolean> = removeUnlessPending,
+    private readonly removeEntries: (entries: [string, string][]) => Promise<boolean[]> = removeUnlessPending,
   ) {
     this.dir = `${root}/${INDEX_DIR}`;
   }
@@ -64,18 +77,41 @@ export class HealIndex {
   }
 
   /** After an xattrop that left every replicate counter it changed on host at zero: the entry
-   *  this brick wrote goes, unless another counter of the inode is still non-zero. Forgotten
-   *  before that check, under the entry's mutex: a pre-op that lands meanwhile either shows in
-   *  the check (the entry stays) or finds the entry unknown and writes it again after. */
-  async settled(host: string): Promise<void> {
-    const k = this.known.get(host);
+   *  this brick wrote goes in the next round, unless a counter of the inode is non-zero then. */
+  settled(host: string): void {
+    // One being checked in the round now may stay (still pending then): it comes again.
+    const k = this.known.get(host) ?? this.checking.get(host);
     if (!k) return;
-    await this.mutex.run(k.gfid, async () => {
-      if (this.known.get(host) !== k) return;
-      this.known.delete(host);
-      const removed = await this.removeEntry(host, `${this.dir}/${k.gfid}`).catch(() => false);
-      if (!removed) this.known.set(host, k); // still pending: the entry stays, as known
-    });
+    this.settling.set(host, k);
+    this.settleTimer ??= setTimeout(() => void this.settle(), SETTLE_MS);
+    this.settleTimer.unref?.();
+  }
+
+  /** One removal round. Each entry is forgotten before its check, under its mutex (held until the
+   *  job is done): a pre-op that lands meanwhile either shows in the check (the entry stays, as
+   *  known) or finds the entry unknown and writes it again after. */
+  async settle(): Promise<void> {
+    this.settleTimer = undefined;
+    const batch = [...this.settling].filter(([host, k]) => this.known.get(host) === k);
+    this.settling = new Map();
+    if (batch.length === 0) return;
+    await this.mutex.runAll(batch.map(([, k]) => k.gfid), async () => {
+      const now = batch.filter(([host, k]) => this.known.get(host) === k);
+      for (const [host, k] of now) { this.known.delete(host); this.checking.set(host, k); }
+      try {
+        const removed = await this.removeEntries(now.map(([host, k]) => [host, `${this.dir}/${k.gfid}`])).catch(() => now.map(() => false));
+        now.forEach(([host, k], i) => { if (!removed[i] && !this.known.has(host)) this.known.set(host, k); });
+      } finally {
+        for (const [host] of now) this.checking.delete(host);
+      }
+    }).catch(() => undefined);
+  }
+
+  /** Stops the removal rounds (the brick is closing); what is left goes when listed. */
+  close(): void {
+    clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
+    this.settling.clear();
   }
 
   /** After an xattrop of a replicate counter on host (volume path `path`) that left the

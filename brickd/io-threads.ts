@@ -8,7 +8,7 @@
 // (a lookup's few reads at once stay on the event loop), less than a chain of them. A worker runs
 // one job at a time; an entry without a gfid comes back without attributes and is finished on the
 // event loop (which assigns gfids); a small file written whole (a heal-index entry: one job where
-// the pool takes three trips), and one removed once its inode's counters are all zero. No fd
+// the pool takes three trips), and a round of them removed once their counters are zero. No fd
 // outlives its job (Node closes a worker's own at its exit). The worker is this same module.
 import { chmodSync, lchownSync, lstatSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
@@ -100,15 +100,15 @@ const WORK = {
     gfid: a.gfid ? (xgetSync(a.host, GFID_XATTR) ?? undefined) : undefined,
   }),
   writeFile: (a: { file: string; data: string }) => { writeFileSync(a.file, a.data); },
-  unindex: (a: { host: string; file: string; prefix: string }) => {
-    if (pendingSync(a.host, a.prefix)) return false;
+  unindex: (a: { entries: [string, string][]; prefix: string }) => a.entries.map(([host, file]) => {
+    if (pendingSync(host, a.prefix)) return false;
     try {
-      unlinkSync(a.file);
+      unlinkSync(file);
     } catch (err) {
       if ((err as { code?: string }).code !== 'ENOENT') throw err;
     }
     return true;
-  },
+  }),
   list: (a: { host: string; path: string; names: string[]; skip?: string }) => {
     if (!lstatSync(a.host).isDirectory()) throw new FsError('ENOTDIR', `'${a.path}' is not a directory`);
     const out: { name: string; iatt?: Iatt; xattrs: Record<string, Bytes> }[] = [];
@@ -171,10 +171,10 @@ export class IoThreads {
     return (await this.run('setattr', { host, path, change })) as Iatt | undefined;
   }
 
-  /** Removes the index entry `file` of host unless some xattr of host named with prefix is still
-   *  non-zero; true when it is gone. */
-  async unindex(host: string, file: string, prefix: string): Promise<boolean> {
-    return (await this.run('unindex', { host, file, prefix })) as boolean;
+  /** Removes each index entry [host, file] unless some xattr of host named with prefix is still
+   *  non-zero; true for those gone. */
+  async unindex(entries: [string, string][], prefix: string): Promise<boolean[]> {
+    return (await this.run('unindex', { entries, prefix })) as boolean[];
   }
 
   /** file's content replaced by data (created if absent; opened, written and closed in the job). */

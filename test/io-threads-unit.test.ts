@@ -1,12 +1,18 @@
 // The brick's io-threads when a worker dies: its jobs in flight fail with EIO (none hangs, none is
-// answered twice), the next job starts a new worker, and after close() nothing runs.
+// answered twice), the next job starts a new worker, and after close() nothing runs; and the heal
+// index's removal rounds.
 import test from 'ava';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { FsError } from '../common/errors.js';
 import { IoThreads } from '../brickd/io-threads.js';
+import { HealIndex } from '../brickd/heal-index.js';
+import { Confiner } from '../brickd/confine.js';
+import { gfidToBytes } from '../common/gfid.js';
+import { newGfid } from './support/mem-xlator.js';
 
 /** The workers of io, reached into: the only way to kill one as a crash would. */
 const workers = (io: IoThreads) => ((io as unknown as { slots: ({ worker: Worker } | undefined)[] }).slots).map((s) => s?.worker);
@@ -38,4 +44,37 @@ test('a dead io-thread fails its jobs in flight with EIO; the next job gets a ne
   await io.close();
   const after = await io.list(dir, '/d', []).then(() => null, (e: unknown) => e);
   t.true(after instanceof FsError && after.errno === 'EIO' && /closed/.test(after.message));
+});
+
+test('the heal index: a finished entry goes in the next round, one still pending stays, and one that finishes while a round checks it goes in the round after', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'gfs-test-index-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  await writeFile(join(root, 'f'), '');
+  let pending = true;
+  let release!: () => void;
+  let hold: Promise<void> | undefined;
+  const checks: number[] = [];
+  const index = new HealIndex(root, new Confiner(root), writeFile, async (entries) => {
+    checks.push(entries.length);
+    if (hold) await hold;
+    return entries.map(() => !pending);
+  });
+  t.teardown(() => index.close());
+  const host = join(root, 'f');
+  const gfid = newGfid();
+  const file = join(root, '.gfs/indices/xattrop', gfid);
+  await index.update(host, '/f', Buffer.from([0, 0, 0, 1]), gfidToBytes(gfid));
+  t.true(existsSync(file));
+  hold = new Promise((res) => { release = res; });
+  index.settled(host);
+  const first = index.settle(); // a round (as the timer's): it checks, and waits there
+  await new Promise((res) => setTimeout(res, 50));
+  t.deepEqual(checks, [1]);
+  index.settled(host); // the inode settles again while it is being checked
+  release();
+  hold = undefined;
+  await first; // still pending then: the entry stays
+  pending = false;
+  await index.settle();
+  t.deepEqual(checks, [1, 1], 'the inode came again after the round that found it pending');
 });
