@@ -34,11 +34,11 @@ export function isLinkto(iatt: Iatt, xattrs: Record<string, Buffer>): boolean {
 }
 
 
-/** Where a name resolved: a directory (on every child) or a file on one child. */
 /** Seconds a file's place is kept while the bricks tell of changes: less than they remember a
  *  reader's interest (600 s). */
 const LOCATED_TOLD_S = 540;
 
+/** Where a name resolved: a directory (on every child) or a file on one child. */
 export type Located = { dir: true; iatt: Iatt } | { dir: false; subvol: number; iatt: Iatt };
 
 export class Distribute extends PassThrough implements Xlator {

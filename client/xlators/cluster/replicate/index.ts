@@ -353,7 +353,7 @@ export class Replicate extends PassThrough implements Xlator {
     const found = this.stateOf(look);
     const good = !!found && !found.state.data?.splitBrain && res.every((r, k) => !r.ok || look[k].ok);
     if (!good) {
-      await this.onAll((c, i) => c.release(ROOT_CTX, (res.find((x) => x.i === i) as { value: Fd }).value), res.filter((r) => r.ok).map((r) => r.i));
+      await Promise.allSettled(res.map((r) => (r.ok ? this.children[r.i].release(ROOT_CTX, r.value) : undefined)));
       if (!found) throw this.bestError(res);
       if (found.state.data?.splitBrain && this.opts['favorite-child-policy'] === 'none') {
         this.inodes.set(found.iatt.gfid, found.state);
