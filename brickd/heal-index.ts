@@ -12,6 +12,7 @@
 // the rename). The price: an inode renamed while pending on a brick is found again by an access,
 // by the parent's entry heal or by `heal full`, not by this index alone.
 import { mkdir, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { gfidFromBytes, isGfid } from '../common/gfid.js';
 import { PRIVATE_DIR, type Confiner } from './confine.js';
@@ -30,6 +31,7 @@ const SETTLE_MS = 1000;
 
 async function removeUnlessPending(entries: [string, string][]): Promise<boolean[]> {
   return Promise.all(entries.map(async ([host, file]) => {
+    if ((await readGfid(host).catch(() => null)) !== basename(file)) return false;
     if (await anyPending(host).catch(() => false)) return false;
     await unlink(file).catch(() => undefined);
     return true;
@@ -58,9 +60,11 @@ export class HealIndex {
   /** Those of the round in progress. */
   private readonly checking = new Map<string, { path: string; gfid: string }>();
   private settleTimer?: NodeJS.Timeout;
+  /** The last removal round started. */
+  private round: Promise<void> = Promise.resolve();
 
   /** writeEntry writes a whole entry file; removeEntries removes those of the [host, file] pairs
-   *  whose host has no counter left and answers which it removed (the brick's io-threads: one job
+   *  whose host still has the file's gfid and no counter left, and answers which it removed (the brick's io-threads: one job
    *  each, not several pool trips). */
   constructor(
     private readonly root: string,
@@ -76,33 +80,50 @@ export class HealIndex {
     return this.known.get(host)?.path === path;
   }
 
-  /** After an xattrop that left every replicate counter it changed on host at zero: the entry
-   *  this brick wrote goes in the next round, unless a counter of the inode is non-zero then. */
-  settled(host: string): void {
+  /** After an xattrop that left every replicate counter it changed on host (volume path `path`)
+   *  at zero: the inode's entry goes in the next round, unless a counter of it is non-zero then.
+   *  `gfidXattr`: its gfid as the xattrop read it, for an inode not known here (forgotten by a
+   *  rename or rmdir anywhere since its entry was written). */
+  settled(host: string, path: string, gfidXattr?: Buffer): void {
     // One being checked in the round now may stay (still pending then): it comes again.
-    const k = this.known.get(host) ?? this.checking.get(host);
+    const k = this.known.get(host) ?? this.checking.get(host) ?? (gfidXattr?.length === 16 ? { path, gfid: gfidFromBytes(gfidXattr) } : undefined);
     if (!k) return;
     this.settling.set(host, k);
     this.settleTimer ??= setTimeout(() => void this.settle(), SETTLE_MS);
     this.settleTimer.unref?.();
   }
 
-  /** One removal round. Each entry is forgotten before its check, under its mutex (held until the
-   *  job is done): a pre-op that lands meanwhile either shows in the check (the entry stays, as
-   *  known) or finds the entry unknown and writes it again after. */
-  async settle(): Promise<void> {
+  /** One removal round, after the one in progress (rounds never overlap: one started while
+   *  another checks an inode would find it forgotten and drop it). Each entry is forgotten
+   *  before its check, under its mutex (held until the job is done): a pre-op that lands
+   *  meanwhile either shows in the check (the entry stays, as known) or finds the entry unknown
+   *  and writes it again after. The job checks that host still has the entry's gfid. */
+  settle(): Promise<void> {
+    clearTimeout(this.settleTimer);
     this.settleTimer = undefined;
-    const batch = [...this.settling].filter(([host, k]) => this.known.get(host) === k);
+    this.round = this.round.then(() => this.settleRound());
+    return this.round;
+  }
+
+  private async settleRound(): Promise<void> {
+    const batch = [...this.settling];
     this.settling = new Map();
     if (batch.length === 0) return;
     await this.mutex.runAll(batch.map(([, k]) => k.gfid), async () => {
-      const now = batch.filter(([host, k]) => this.known.get(host) === k);
-      for (const [host, k] of now) { this.known.delete(host); this.checking.set(host, k); }
+      // The entry as known now (an update may have written it again), or as settled when not
+      // known at all; one known with another gfid is the listing's to judge.
+      const now = batch.flatMap(([host, k]) => {
+        const cur = this.known.get(host);
+        if (cur && cur.gfid !== k.gfid) return [];
+        return [{ host, k: cur ?? k, wasKnown: cur !== undefined }];
+      });
+      for (const { host, k } of now) { this.known.delete(host); this.checking.set(host, k); }
       try {
-        const removed = await this.removeEntries(now.map(([host, k]) => [host, `${this.dir}/${k.gfid}`])).catch(() => now.map(() => false));
-        now.forEach(([host, k], i) => { if (!removed[i] && !this.known.has(host)) this.known.set(host, k); });
+        const removed = await this.removeEntries(now.map(({ host, k }) => [host, `${this.dir}/${k.gfid}`])).catch(() => now.map(() => false));
+        // Kept (still pending): known again only if it was, since only then is the entry sure.
+        now.forEach(({ host, k, wasKnown }, i) => { if (!removed[i] && wasKnown && !this.known.has(host)) this.known.set(host, k); });
       } finally {
-        for (const [host] of now) this.checking.delete(host);
+        for (const { host } of now) this.checking.delete(host);
       }
     }).catch(() => undefined);
   }

@@ -11,6 +11,7 @@
 // the pool takes three trips), and a round of them removed once their counters are zero. No fd
 // outlives its job (Node closes a worker's own at its exit). The worker is this same module.
 import { chmodSync, lchownSync, lstatSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { FsError, isErrno, toErrno } from '../common/errors.js';
 import { gfidFromBytes } from '../common/gfid.js';
@@ -43,6 +44,17 @@ function addCountersSync(host: string, path: string, adds: readonly CounterAdd[]
     xsetSync(host, name, out);
     return out;
   });
+}
+
+/** The gfid of host (a missing host or one without: null). */
+function gfidSync(host: string): string | null {
+  try {
+    const g = xgetSync(host, GFID_XATTR);
+    return g && g.length === 16 ? gfidFromBytes(g) : null;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return null;
+    throw err;
+  }
 }
 
 /** Whether any xattr of host named with prefix holds a non-zero byte (a missing host: none). */
@@ -101,7 +113,7 @@ const WORK = {
   }),
   writeFile: (a: { file: string; data: string }) => { writeFileSync(a.file, a.data); },
   unindex: (a: { entries: [string, string][]; prefix: string }) => a.entries.map(([host, file]) => {
-    if (pendingSync(host, a.prefix)) return false;
+    if (gfidSync(host) !== basename(file) || pendingSync(host, a.prefix)) return false;
     try {
       unlinkSync(file);
     } catch (err) {
@@ -171,8 +183,8 @@ export class IoThreads {
     return (await this.run('setattr', { host, path, change })) as Iatt | undefined;
   }
 
-  /** Removes each index entry [host, file] unless some xattr of host named with prefix is still
-   *  non-zero; true for those gone. */
+  /** Removes each index entry [host, file] unless host's gfid is not the file's name or some
+   *  xattr of host named with prefix is still non-zero; true for those gone. */
   async unindex(entries: [string, string][], prefix: string): Promise<boolean[]> {
     return (await this.run('unindex', { entries, prefix })) as boolean[];
   }

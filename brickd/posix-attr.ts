@@ -114,6 +114,6 @@ export async function xattropManyOp(b: Brick, loc: { path: string }, adds: reado
   const afr = outs.filter((_, k) => adds[k].name.startsWith(AFR_PREFIX));
   const pending = afr.find((out) => out.some((byte) => byte !== 0));
   if (pending) await b.index.update(hp.host, loc.path, pending, gfid);
-  else if (afr.length) b.index.settled(hp.host);
+  else if (afr.length) b.index.settled(hp.host, loc.path, gfid);
   return outs;
 }

@@ -3,13 +3,15 @@
 // index's removal rounds.
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { FsError } from '../common/errors.js';
 import { IoThreads } from '../brickd/io-threads.js';
-import { HealIndex } from '../brickd/heal-index.js';
+import { AFR_PREFIX, HealIndex } from '../brickd/heal-index.js';
+import { GFID_XATTR } from '../brickd/iatt.js';
+import { xset } from '../brickd/xattr.js';
 import { Confiner } from '../brickd/confine.js';
 import { gfidToBytes } from '../common/gfid.js';
 import { newGfid } from './support/mem-xlator.js';
@@ -66,15 +68,80 @@ test('the heal index: a finished entry goes in the next round, one still pending
   await index.update(host, '/f', Buffer.from([0, 0, 0, 1]), gfidToBytes(gfid));
   t.true(existsSync(file));
   hold = new Promise((res) => { release = res; });
-  index.settled(host);
+  index.settled(host, '/f');
   const first = index.settle(); // a round (as the timer's): it checks, and waits there
   await new Promise((res) => setTimeout(res, 50));
   t.deepEqual(checks, [1]);
-  index.settled(host); // the inode settles again while it is being checked
+  index.settled(host, '/f'); // the inode settles again while it is being checked
   release();
   hold = undefined;
   await first; // still pending then: the entry stays
   pending = false;
   await index.settle();
   t.deepEqual(checks, [1, 1], 'the inode came again after the round that found it pending');
+});
+
+test('the heal index: a round that starts while another checks waits for it, and checks what settled meanwhile', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'gfs-test-index-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  await writeFile(join(root, 'f'), '');
+  let release!: () => void;
+  const hold = new Promise<void>((res) => { release = res; });
+  const answers = [false, true]; // pending at the first check, finished at the second
+  const checks: number[] = [];
+  const index = new HealIndex(root, new Confiner(root), writeFile, async (entries) => {
+    checks.push(entries.length);
+    if (checks.length === 1) await hold;
+    return entries.map(() => answers[checks.length - 1]);
+  });
+  t.teardown(() => index.close());
+  const host = join(root, 'f');
+  await index.update(host, '/f', Buffer.from([0, 0, 0, 1]), gfidToBytes(newGfid()));
+  index.settled(host, '/f');
+  const first = index.settle();
+  await new Promise((res) => setTimeout(res, 50));
+  index.settled(host, '/f'); // settles again while the first round checks it
+  const second = index.settle(); // the timer's round, due while the first still checks
+  await new Promise((res) => setTimeout(res, 50));
+  t.deepEqual(checks, [1], 'the second round waits');
+  release();
+  await first;
+  await second;
+  t.deepEqual(checks, [1, 1], 'the second round checked the inode the first found pending');
+});
+
+test('the heal index: an entry forgotten by a rename elsewhere still goes once its counters are zero, and not while its path names another inode', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'gfs-test-index-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const io = new IoThreads();
+  t.teardown(() => io.close());
+  const index = new HealIndex(root, new Confiner(root), (file, data) => io.writeFile(file, data), (entries) => io.unindex(entries, AFR_PREFIX));
+  t.teardown(() => index.close());
+  const made = async (name: string) => {
+    const host = join(root, name);
+    const gfid = newGfid();
+    await writeFile(host, '');
+    await xset(host, GFID_XATTR, gfidToBytes(gfid));
+    await xset(host, `${AFR_PREFIX}c0`, Buffer.from([0, 0, 0, 1]));
+    await index.update(host, `/${name}`, Buffer.from([0, 0, 0, 1]), gfidToBytes(gfid));
+    return { host, gfid, entry: join(root, '.gfs/indices/xattrop', gfid) };
+  };
+  const f = await made('f');
+  const g = await made('g');
+  t.true(existsSync(f.entry) && existsSync(g.entry));
+  index.forget(); // a rename anywhere on the brick
+  await xset(f.host, `${AFR_PREFIX}c0`, Buffer.alloc(4));
+  index.settled(f.host, '/f', gfidToBytes(f.gfid));
+  await index.settle();
+  t.false(existsSync(f.entry), 'counters zero, gfid as read: removed');
+  // g settles, then another inode is renamed onto its path before the round.
+  await xset(g.host, `${AFR_PREFIX}c0`, Buffer.alloc(4));
+  index.settled(g.host, '/g', gfidToBytes(g.gfid));
+  const other = join(root, 'other');
+  await writeFile(other, '');
+  await xset(other, GFID_XATTR, gfidToBytes(newGfid()));
+  await rename(other, g.host);
+  index.forget();
+  await index.settle();
+  t.true(existsSync(g.entry), "the path names another inode: the entry is the listing's to judge");
 });
