@@ -120,6 +120,91 @@ test('md-cache fills from readdirp and drops entries on every change through it'
   await t.throwsAsync(top.stat(c, { path: '/g' }));
 });
 
+test('md-cache answers a listing from the cache while its names and attributes are: its own creates, unlinks and renames keep it current, a write or an upcall sends the next to the child', async (t) => {
+  const { mem, spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
+  const names = async () => (await top.readdirp(c, { path: '/d' })).map((d) => d.name).sort().join(',');
+  await top.mkdir(c, { path: '/d' }, { ...args(), mode: 0o755 });
+  await file(top, '/d/a');
+  await file(top, '/d/b');
+  t.is(await names(), 'a,b');
+  t.is(await names(), 'a,b');
+  t.is(spy.n('readdirp'), 1, 'the second listing came from the cache');
+  const fd = await file(top, '/d/c');
+  await top.unlink(c, { path: '/d/a' });
+  t.is(await names(), 'b,c');
+  t.is(spy.n('readdirp'), 1, 'own create and unlink edit the listing');
+  await top.rename(c, { path: '/d/b' }, { path: '/d/e' });
+  t.is(await names(), 'c,e');
+  t.is(spy.n('readdirp'), 2, "a renamed entry's attributes are not known: listed again");
+  await top.write(c, fd, 0, Buffer.from('12345'));
+  const listed = await top.readdirp(c, { path: '/d' });
+  t.is(spy.n('readdirp'), 3, 'a write dropped an entry\'s attributes');
+  t.is(listed.find((d) => d.name === 'c')!.iatt.size, 5n);
+  await mem.create(c, { path: '/d/x' }, 2, args()); // another client's
+  t.is(await names(), 'c,e');
+  top.notify({ type: 'upcall', changes: [{ path: '/d/x' }] }, spy as unknown as Xlator);
+  t.is(await names(), 'c,e,x', 'an upcall about the directory drops its listing');
+  t.is(spy.n('readdirp'), 4);
+  // A listing read while an entry operation changes the directory is not kept.
+  top.notify({ type: 'upcall', changes: [{ path: '/d/x' }] }, spy as unknown as Xlator); // no listing kept now
+  spy.holdOp = 'readdirp';
+  let release!: () => void;
+  spy.hold = new Promise((res) => { release = res; });
+  const during = top.readdirp(c, { path: '/d' });
+  await file(top, '/d/y');
+  release();
+  spy.hold = undefined;
+  await during;
+  t.is(await names(), 'c,e,x,y');
+  t.is(spy.n('readdirp'), 6);
+  // While a brick below is down a listing may be partial: none is kept.
+  top.notify('child-down', spy as unknown as Xlator);
+  await names();
+  await names();
+  t.is(spy.n('readdirp'), 8);
+  top.notify('child-up', spy as unknown as Xlator);
+  await names();
+  await names();
+  t.is(spy.n('readdirp'), 9);
+});
+
+test('performance.md-cache-listings off: every listing reaches the child', async (t) => {
+  const v: VolumeDef = {
+    name: 'v', id: newGfid(), status: 'Created', stripe: 1, replica: 1, arbiter: 0, transport: 'tcp',
+    bricks: [{ host: 'h1', path: '/b1', nodeUuid: 'n1' }], options: { 'performance.md-cache-listings': 'off' }, secret: 's', version: 1,
+  };
+  const graph = generateSpec(v, { member: () => ({ uuid: 'n1', hostname: 'h1', port: 24007 }) }).graph;
+  t.is(graph.type, 'performance/md-cache');
+  const { spy, top } = stack((ch) => new MdCache('md', graph.options ?? {}, [ch]));
+  await file(top, '/a');
+  await top.readdirp(c, { path: '/' });
+  await top.readdirp(c, { path: '/' });
+  t.is(spy.n('readdirp'), 2);
+});
+
+test('md-cache caches a lookup answer when only other paths changed while it was read', async (t) => {
+  const { spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
+  const fd = await file(top, '/w');
+  await file(top, '/r');
+  spy.holdOp = 'lookup';
+  let release!: () => void;
+  spy.hold = new Promise((res) => { release = res; });
+  const during = top.lookup(c, { path: '/r' }, ['user.x']); // an xattr not cached: reaches the child
+  await top.write(c, fd, 0, Buffer.from('z'));
+  release();
+  spy.hold = undefined;
+  await during;
+  await top.stat(c, { path: '/r' });
+  t.is(spy.n('stat') + spy.named('lookup', /^\/r$/), 1, 'the write to /w did not spoil the answer for /r');
+  spy.hold = new Promise((res) => { release = res; });
+  const spoiled = top.lookup(c, { path: '/w' }, ['user.x']);
+  await top.write(c, fd, 1, Buffer.from('z'));
+  release();
+  spy.hold = undefined;
+  await spoiled;
+  t.is((await top.stat(c, { path: '/w' })).size, 2n, 'one read across a write of its own path is not kept');
+});
+
 test('md-cache switched off passes everything through', async (t) => {
   const { spy, top } = stack((ch) => new MdCache('md', { enable: false }, [ch]));
   await file(top, '/a');
