@@ -64,8 +64,8 @@ export class HealIndex {
   private round: Promise<void> = Promise.resolve();
 
   /** writeEntry writes a whole entry file; removeEntries removes those of the [host, file] pairs
-   *  whose host still has the file's gfid and no counter left, and answers which it removed (the brick's io-threads: one job
-   *  each, not several pool trips). */
+   *  whose host still has the file's gfid and no counter left, and answers which it removed (the
+   *  brick's io-threads: one job each, not several pool trips). */
   constructor(
     private readonly root: string,
     private readonly confiner: Confiner,

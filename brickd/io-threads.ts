@@ -85,8 +85,8 @@ function namedSync(host: string, names: readonly string[]): Record<string, Bytes
 
 function entrySync(host: string, names: readonly string[]): { iatt?: Iatt; xattrs: Record<string, Bytes> } {
   const st = lstatSync(host, { bigint: true });
-  const g = xgetSync(host, GFID_XATTR);
-  return { iatt: g && g.length === 16 ? statToIatt(st, gfidFromBytes(g)) : undefined, xattrs: namedSync(host, names) };
+  const gfid = gfidSync(host);
+  return { iatt: gfid ? statToIatt(st, gfid) : undefined, xattrs: namedSync(host, names) };
 }
 
 /** The owner first (a chown clears set-id bits, and a mode given with it is the one wanted after),

@@ -182,6 +182,14 @@ test('performance.md-cache-listings off: every listing reaches the child', async
   t.is(spy.n('readdirp'), 2);
 });
 
+test('md-cache keeps no listing larger than its max-entries', async (t) => {
+  const { spy, top } = stack((ch) => new MdCache('md', { 'max-entries': 16 }, [ch]));
+  for (let i = 0; i < 20; i++) await file(top, `/f${i}`);
+  t.is((await top.readdirp(c, { path: '/' })).length, 20);
+  t.is((await top.readdirp(c, { path: '/' })).length, 20);
+  t.is(spy.n('readdirp'), 2);
+});
+
 test('md-cache caches a lookup answer when only other paths changed while it was read', async (t) => {
   const { spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
   const fd = await file(top, '/w');

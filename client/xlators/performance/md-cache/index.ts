@@ -81,7 +81,8 @@ export class MdCache extends PassThrough implements Xlator {
     this.opts = parseOptions<Options>(OPTIONS, options, `translator ${name}`);
     this.timeoutGiven = options.timeout !== undefined;
     this.cache = new LRUCache({ max: this.opts['max-entries'], ttl: this.ttlMs(this.opts['cache-invalidation']) });
-    this.lists = new LRUCache({ max: 4096, ttl: this.cache.ttl });
+    // Bounded by names held, as the attributes are by entries (a larger listing cannot hit anyway).
+    this.lists = new LRUCache({ maxSize: this.opts['max-entries'], sizeCalculation: (names) => Math.max(1, names.length), ttl: this.cache.ttl });
     this.xattrNames = this.opts['cache-xattrs'] ? CACHED_XATTRS : [];
   }
 
