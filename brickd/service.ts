@@ -36,7 +36,7 @@ const iattRes = async (p: Promise<import('../common/types.js').Iatt>) => ({ iatt
 const empty = async (p: Promise<void>) => { await p; return {}; };
 
 /** What this brick does beyond the calls (PingRes.features). */
-const BRICK_FEATURES = ['after-writes', 'unlock-after', 'session-batch', 'upcall', 'open-xattrs'] as const;
+const BRICK_FEATURES = ['after-writes', 'unlock-after', 'session-batch', 'upcall', 'open-xattrs', 'after-marks'] as const;
 
 /** One row per rpc of proto/brick.proto. */
 export const HANDLERS: Record<string, Handler> = {
@@ -177,6 +177,9 @@ function callerCtx(c: Wire | null | undefined): Ctx {
 }
 
 const NEVER = new AbortController().signal;
+/** Writes a session remembers the marks of (FopRequest.after_marks_of): a request relying on one
+ *  is sent while that write is in flight, and only a transaction's first write carries marks. */
+const MARKING_MAX = 1024;
 
 /** The Session stream: every request runs at once and is answered, by id, when it finishes. */
 function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<Wire, Wire> {
@@ -220,6 +223,10 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       const ps = gfid ? [...(writing.get(gfid) ?? [])] : [...writing.values()].flatMap((set) => [...set]);
       return ps.length ? Promise.allSettled(ps) : undefined;
     };
+    // Whether each recent write that carried a lock or marks made them, by request id, for the
+    // requests that rely on them (FopRequest.after_marks_of). Forgotten oldest first: a request
+    // naming a forgotten write fails as if it had made none (its client then sets its own).
+    const marking = new Map<number, Promise<boolean>>();
     // The closes this client asked for (FopRequest.released), which its later lock requests follow.
     let closing: Promise<unknown> = Promise.resolve();
     const close = (fds: number[], ctx: Ctx) => {
@@ -279,11 +286,17 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       const signal = abort?.signal ?? NEVER;
       const pre = (m.pre ?? []) as Wire[];
       let preFailed = false;
+      let marked = false;
       const after = field === 'lk' ? closing : m.after_writes ? writesBefore(String(m[field]?.loc?.gfid ?? '')) : undefined;
+      const marksOf = m.after_marks_of ? marking.get(Number(m.after_marks_of)) ?? Promise.resolve(false) : undefined;
       // A compound request: its counter additions first (all at once: each is atomic on its own
       // name), the operation only after all of them worked.
       const run = async () => {
         if (after) await after; // the fd closes before it dropped their locks; the writes before it
+        if (marksOf && !(await marksOf)) {
+          preFailed = true;
+          throw new FsError('EAGAIN', `${op.name}: the write it relies on made no marks`);
+        }
         if (lockFirst) {
           try {
             await runOp('Inodelk', HANDLERS.Inodelk, brick, ctx, { ...lockFirst, cmd: 'setlk' }, signal);
@@ -303,6 +316,7 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
           const bad = added.find((x) => x.status === 'rejected');
           if (bad) { preFailed = true; throw bad.reason; }
         }
+        marked = true;
         return runOp(op.name, op.h, brick, ctx, m[field] ?? {}, signal);
       };
       // The inode lock let go after the operation goes whether the rest worked or not.
@@ -317,6 +331,10 @@ function session(brick: Brick, auth: AuthConfig): grpc.handleBidiStreamingCall<W
       };
       const job = runThenUnlock();
       if (field === 'write') {
+        if (lockFirst || pre.length) {
+          marking.set(id, job.then(() => marked, () => marked));
+          if (marking.size > MARKING_MAX) marking.delete(marking.keys().next().value!);
+        }
         const gfid = brick.fds.find(Number(m.write?.fd))?.gfid;
         if (gfid) {
           const set = writing.get(gfid) ?? new Set();

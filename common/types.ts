@@ -25,6 +25,11 @@ export interface Ctx {
   /** A setattr: the writes it must follow. Sent on a brick session after them, it goes at once
    *  and the brick applies it after them; otherwise it waits for their answers. */
   after?: readonly WriteMark[];
+  /** A setattr that relies on the lock and marks this write carried (replicate's metadata part,
+   *  which a new file's first write sets up): it goes right behind that write, before its answer,
+   *  and the brick runs it only if they were made. Where it cannot go so (the write went on
+   *  another session, a brick without 'after-marks'), it fails with `preFailed` (EAGAIN), unsent. */
+  marksOf?: WriteMark;
   /** open only: xattrs the brick reads with the open, in the same round trip (replicate's
    *  changelog: lookup + open as one call); they come back as the fd's OPEN_XATTRS. */
   openXattrs?: readonly string[];

@@ -10,6 +10,7 @@ import { FsError, isConnectionErrno, toErrno } from '../../../../common/errors.j
 import type { Ctx, Fd, Flock, Loc } from '../../../../common/types.js';
 import type { Xlator } from '../../../../common/fops.js';
 import { ROOT_CTX } from '../../../../common/types.js';
+import type { WriteMark } from '../../../../common/write-mark.js';
 import { DIRTY_KEY, afrKey, delta, type TxnType } from './changelog.js';
 import { hasQuorum, quorumError } from './quorum.js';
 import type { Replicate, Settled } from './index.js';
@@ -440,6 +441,8 @@ interface MetaPart {
   readonly lockSent: Set<number>;
   readonly marked: Set<number>;
   readonly failed: Set<number>;
+  /** The write that carries each child's lock and pre-op, while it is the first (freshMeta). */
+  readonly carriers: Map<number, WriteMark>;
 }
 
 export class DataTxns {
@@ -548,7 +551,7 @@ export class DataTxns {
         t.marked.push(i);
         return await op(ctx);
       }
-      const meta = this.freshMeta(t, i);
+      const meta = this.freshMeta(t, i, ctx.written);
       if (meta) {
         try {
           const v = await op({ ...ctx, pre: mergeAdds(preAdds(this.r, t.loc, 'data', t.locked), preAdds(this.r, t.loc, 'metadata', meta.m.participants)), lock: meta.lock });
@@ -592,23 +595,25 @@ export class DataTxns {
    * `taken(sent)`: whether the brick took the lock and the marks (false: a heal held the lock,
    * so a later metadata operation tries again on its own).
    */
-  private freshMeta(t: DataTxn, i: number): { m: MetaPart; lock: { loc: Loc; lock: Flock }; taken: (sent: boolean) => void } | undefined {
+  private freshMeta(t: DataTxn, i: number, carrier?: WriteMark): { m: MetaPart; lock: { loc: Loc; lock: Flock }; taken: (sent: boolean) => void } | undefined {
     // Every child in: a metadata pre-op that blamed one (down) for a change never made would
     // cost it a metadata heal.
     if (!t.fresh || this.r.arbiter >= 0 || t.active.length !== this.r.children.length) return undefined;
     if (!this.r.children.every((c, j) => this.r.up[j] && unlockCapable(c))) return undefined;
-    const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants: t.active, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set() });
+    const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants: t.active, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set(), carriers: new Map() });
     if (m.first.has(i) || m.lockSent.has(i)) return undefined;
     let done!: () => void;
     const mine = new Promise<void>((res) => { done = res; });
     m.first.set(i, mine);
     m.lockSent.add(i);
+    if (carrier) m.carriers.set(i, carrier);
     return {
       m,
       lock: { loc: t.loc, lock: txnLock('read', m.owner) },
       taken: (sent) => {
         if (sent) m.marked.add(i);
         else if (m.first.get(i) === mine) m.first.delete(i);
+        m.carriers.delete(i);
         done();
       },
     };
@@ -636,7 +641,7 @@ export class DataTxns {
       const targets = t.active;
       if (!up.every((i) => targets.includes(i))) return undefined;
       if (!hasQuorum(this.r.quorum, targets)) throw quorumError(what, targets.length, this.r.children.length);
-      const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants: targets, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set() });
+      const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants: targets, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set(), carriers: new Map() });
       const res = await this.r.onAll((_c, i) => this.withMetaPreOp(m, i, loc, ctx, (cx) => op(i, cx)), targets);
       this.r.noteFailures(res);
       const errs = res.filter((x): x is Extract<Settled<T>, { ok: false }> => !x.ok);
@@ -658,6 +663,21 @@ export class DataTxns {
   /** Runs metadata op on child i; the first of each child carries the lock and the pre-op (one
    *  round trip); later ones wait for it, and go bare once it marked. */
   private async withMetaPreOp<T>(m: MetaPart, i: number, loc: Loc, ctx: Ctx, op: (cx: Ctx) => Promise<T>): Promise<T> {
+    // The write carrying child i's lock and pre-op is still on its way (a small file's close:
+    // write-behind sends its data and this setattr together): go right behind it, relying on its
+    // marks, rather than after its answer. The brick refuses if they were not made; then the
+    // loop below sets them up as for any other.
+    const carrier = m.carriers.get(i);
+    if (carrier) {
+      const first = m.first.get(i);
+      try {
+        const v = await op({ ...ctx, marksOf: carrier });
+        await first;
+        return v;
+      } catch (e) {
+        if (!preFailed(e) || toErrno(e) !== 'EAGAIN') { await first; throw e; }
+      }
+    }
     for (let first = m.first.get(i); first; first = m.first.get(i)) {
       await first;
       if (m.marked.has(i)) return op(ctx);

@@ -40,6 +40,10 @@ interface Options {
  *  of a create loop on 2x2 went alone). */
 const RELEASE_DELAY_MS = 50;
 
+/** How a request is ordered behind writes sent before it on the session (FopRequest.after_writes,
+ *  after_marks_of). */
+interface Order { afterWrites: boolean; marksOf?: number }
+
 /** A Session request awaiting its reply: settle once, with the error or the reply's message. */
 interface Pending {
   method: string;
@@ -292,9 +296,9 @@ export class ProtocolClient extends PassThrough implements Xlator {
   /** One operation on the brick: Ping as a unary call (the handshake and heartbeat), everything
    * else as one message each way on the channel's Session stream. A brick that cannot be reached
    * drops the channel so the next call asks portmap again. */
-  private call<T = any>(method: string, req: unknown, ctx: Ctx, timeoutMs = this.opts['call-timeout'] * 1000, afterWrites = false): Promise<T> {
+  private call<T = any>(method: string, req: unknown, ctx: Ctx, timeoutMs = this.opts['call-timeout'] * 1000, order?: Order): Promise<T> {
     // Connected: no await before the request is on its way (each one is a turn of the microtask queue).
-    return this.client ? this.send<T>(this.client, method, req, ctx, timeoutMs, afterWrites) : this.connectAndCall<T>(method, req, ctx, timeoutMs);
+    return this.client ? this.send<T>(this.client, method, req, ctx, timeoutMs, order) : this.connectAndCall<T>(method, req, ctx, timeoutMs);
   }
 
   private async connectAndCall<T>(method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
@@ -308,9 +312,9 @@ export class ProtocolClient extends PassThrough implements Xlator {
     return this.send<T>(client, method, req, ctx, timeoutMs);
   }
 
-  private send<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number, afterWrites = false): Promise<T> {
+  private send<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number, order?: Order): Promise<T> {
     if (ctx.signal?.aborted) return Promise.reject(new FsError('EINTR', `${method} on ${this.brick}: interrupted`));
-    return method === 'Ping' ? this.unary<T>(client, method, req, ctx, timeoutMs) : this.viaSession<T>(client, method, req, ctx, timeoutMs, afterWrites);
+    return method === 'Ping' ? this.unary<T>(client, method, req, ctx, timeoutMs) : this.viaSession<T>(client, method, req, ctx, timeoutMs, order);
   }
 
   private unary<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number): Promise<T> {
@@ -414,7 +418,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     }
   }
 
-  private viaSession<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number, afterWrites: boolean): Promise<T> {
+  private viaSession<T>(client: grpc.Client, method: string, req: unknown, ctx: Ctx, timeoutMs: number, order?: Order): Promise<T> {
     const s = this.sessionOf(client);
     const id = this.nextId++;
     const started = profileEnabled() ? performance.now() : 0;
@@ -443,13 +447,13 @@ export class ProtocolClient extends PassThrough implements Xlator {
       const unlock = ctx.unlock && { loc: ProtocolClient.wloc(ctx.unlock.loc), cmd: 'setlk', lock: toWireFlock(ctx.unlock.lock) };
       const released = this.takeReleases();
       try {
-        p.sent = encodeSession('req', { id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, unlock, released, after_writes: afterWrites || undefined, [method.toLowerCase()]: req });
+        p.sent = encodeSession('req', { id, caller: { uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid }, pre, lock, unlock, released, after_writes: order?.afterWrites || undefined, after_marks_of: order?.marksOf, [method.toLowerCase()]: req });
       } catch (e) {
         p.settle(new FsError('EINVAL', `${method} on ${this.brick}: cannot encode the request: ${(e as Error).message}`));
         return;
       }
       s.out.send(p.sent);
-      ctx.written?.sent(s);
+      ctx.written?.sent(s, id);
     });
   }
 
@@ -593,8 +597,14 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async setattr(ctx: Ctx, loc: Loc, attrs: SetattrArgs): Promise<Iatt> {
-    const afterWrites = ctx.after?.length ? await this.followWrites(ctx.after) : false;
-    return iattFromWire((await this.call('Setattr', { loc: ProtocolClient.wloc(loc), ...setattrToWire(attrs) }, ctx, undefined, afterWrites)).iatt);
+    const marks = ctx.marksOf ? [...(ctx.after ?? []), ctx.marksOf] : ctx.after;
+    const afterWrites = marks?.length ? await this.followWrites(marks) : false;
+    // No await since followWrites: this.session is the one it checked.
+    const marksOf = ctx.marksOf && afterWrites && this.session && this.features.has('after-marks') ? ctx.marksOf.idOn(this.session) : undefined;
+    if (ctx.marksOf && marksOf === undefined) {
+      throw Object.assign(new FsError('EAGAIN', `setattr on ${this.brick}: cannot go behind the write carrying its marks`), { preFailed: true });
+    }
+    return iattFromWire((await this.call('Setattr', { loc: ProtocolClient.wloc(loc), ...setattrToWire(attrs) }, ctx, undefined, { afterWrites, marksOf })).iatt);
   }
 
   /** Whether a request may go now with after_writes, behind these writes: once each was sent on
