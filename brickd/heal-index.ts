@@ -17,6 +17,7 @@ import { LRUCache } from 'lru-cache';
 import { gfidFromBytes, isGfid } from '../common/gfid.js';
 import { PRIVATE_DIR, type Confiner } from './confine.js';
 import { readGfid } from './iatt.js';
+import type { IndexWrite } from './io-threads.js';
 import { KeyedMutex } from './mutex.js';
 import { xget, xlist } from './xattr.js';
 
@@ -147,6 +148,19 @@ export class HealIndex {
       if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
       await this.writeEntry(`${this.dir}/${gfid}`, JSON.stringify({ path }));
       this.known.set(host, { path, gfid });
+    });
+  }
+
+  /** Runs an xattrop of an inode not known here (claimed gfid `gfid`) that may leave a replicate
+   *  counter non-zero, handing it the entry to write in its own job when due: one io-thread trip
+   *  where the xattrop and then update() take two. Under the entry's mutex, as update()'s write
+   *  and the removal rounds are. */
+  async marking<T extends { wrote?: boolean }>(host: string, path: string, gfid: string, run: (entry: IndexWrite) => Promise<T>): Promise<T> {
+    return this.mutex.run(gfid, async () => {
+      if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
+      const r = await run({ file: `${this.dir}/${gfid}`, data: JSON.stringify({ path }), gfid, prefix: AFR_PREFIX });
+      if (r.wrote) this.known.set(host, { path, gfid });
+      return r;
     });
   }
 

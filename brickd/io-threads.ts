@@ -3,7 +3,8 @@
 // those small calls (an lstat, one xattr) is its own trip to libuv's pool, and on a small VM the
 // thread wake-ups of such a trip cost ten times the syscall. The work: xattrop's counter
 // arithmetic (read, add, write back, per name; the caller holds the xattr mutex of every name, so a
-// worker never races another writer); setattr's owner, mode and times; the attributes, gfid and
+// worker never races another writer), with the inode's heal-index entry when a pre-op makes it
+// due (the caller holds that entry's mutex); setattr's owner, mode and times; the attributes, gfid and
 // asked-for xattrs of all entries of a directory (readdirp). A job costs more than one pool trip
 // (a lookup's few reads at once stay on the event loop), less than a chain of them. A worker runs
 // one job at a time; an entry without a gfid comes back without attributes and is finished on the
@@ -21,7 +22,11 @@ import { sys, type TimeSpec } from './syscalls.js';
 import { xgetSync, xlistSync, xsetSync } from './xattr.js';
 
 export interface CounterAdd { name: string; add: Buffer }
-export interface AddResult { outs: Buffer[]; gfid?: Buffer }
+/** `wrote`: the job wrote the heal-index entry it was given. */
+export interface AddResult { outs: Buffer[]; gfid?: Buffer; wrote?: boolean }
+/** A heal-index entry an xattrop job writes when a counter named with `prefix` is left non-zero
+ *  and the inode's gfid is `gfid` (the entry's name). */
+export interface IndexWrite { file: string; data: string; gfid: string; prefix: string }
 /** An entry as a worker read it: iatt undefined when it has no gfid yet. */
 export interface EntryRead { name: string; iatt?: Iatt; xattrs: Record<string, Buffer> }
 /** A setattr without a size (a truncate stays on the event loop). */
@@ -107,10 +112,16 @@ function setattrSync(host: string, path: string, a: AttrChange): Iatt | undefine
 
 const WORK = {
   setattr: (a: { host: string; path: string; change: AttrChange }) => setattrSync(a.host, a.path, a.change),
-  xattrop: (a: { host: string; path: string; adds: { name: string; add: Bytes }[]; gfid: boolean }) => ({
-    outs: addCountersSync(a.host, a.path, a.adds.map((x) => ({ name: x.name, add: asBuffer(x.add) }))).map(ownBytes),
-    gfid: a.gfid ? (xgetSync(a.host, GFID_XATTR) ?? undefined) : undefined,
-  }),
+  xattrop: (a: { host: string; path: string; adds: { name: string; add: Bytes }[]; gfid: boolean; entry?: IndexWrite }) => {
+    const outs = addCountersSync(a.host, a.path, a.adds.map((x) => ({ name: x.name, add: asBuffer(x.add) })));
+    const gfid = a.gfid || a.entry ? (xgetSync(a.host, GFID_XATTR) ?? undefined) : undefined;
+    const e = a.entry;
+    // The heal-index entry in the same job, for the inode the caller named (its mutex is held).
+    const wrote = !!e && gfid?.length === 16 && gfidFromBytes(gfid) === e.gfid
+      && outs.some((out, k) => a.adds[k].name.startsWith(e.prefix) && out.some((byte) => byte !== 0));
+    if (wrote) writeFileSync(e.file, e.data);
+    return { outs: outs.map(ownBytes), gfid: gfid && ownBytes(gfid), wrote };
+  },
   writeFile: (a: { file: string; data: string }) => { writeFileSync(a.file, a.data); },
   unindex: (a: { entries: [string, string][]; prefix: string }) => a.entries.map(([host, file]) => {
     if (gfidSync(host) !== basename(file) || pendingSync(host, a.prefix)) return false;
@@ -167,14 +178,15 @@ export class IoThreads {
   private seq = 0;
   private closed = false;
 
-  /** The counters after the adds; with `gfid`, the inode's gfid xattr too (for the heal index). */
-  async xattrop(host: string, path: string, adds: readonly CounterAdd[], gfid = false): Promise<AddResult> {
+  /** The counters after the adds; with `gfid` or `entry`, the inode's gfid xattr too (for the heal
+   *  index); with `entry`, that entry written where it is due. */
+  async xattrop(host: string, path: string, adds: readonly CounterAdd[], gfid = false, entry?: IndexWrite): Promise<AddResult> {
     // The addends as copies of their own: a decoded request's bytes view the whole buffer they
     // arrived in, and a message clones a view's entire ArrayBuffer (measured: 47-97 us a job for
     // a view into 256 KiB, 5-6 us for 12 bytes of its own).
     const own = adds.map((a) => ({ name: a.name, add: ownBytes(a.add) }));
-    const r = (await this.run('xattrop', { host, path, adds: own, gfid })) as { outs: Bytes[]; gfid?: Bytes };
-    return { outs: r.outs.map(asBuffer), gfid: r.gfid ? asBuffer(r.gfid) : undefined };
+    const r = (await this.run('xattrop', { host, path, adds: own, gfid, entry })) as { outs: Bytes[]; gfid?: Bytes; wrote: boolean };
+    return { outs: r.outs.map(asBuffer), gfid: r.gfid ? asBuffer(r.gfid) : undefined, wrote: r.wrote };
   }
 
   /** Owner, mode and times of host (volume path `path`) changed; its attributes after (undefined:

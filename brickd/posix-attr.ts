@@ -2,6 +2,7 @@
 // elementwise addition of big-endian int32 counters, replicate's changelog primitive).
 import { chmod, lchown, lstat, statfs } from 'node:fs/promises';
 import { FsError } from '../common/errors.js';
+import { isGfid } from '../common/gfid.js';
 import type { Iatt, SetattrArgs, Statfs } from '../common/types.js';
 import type { Brick } from './brick.js';
 import { GFID_XATTR, iattOf } from './iatt.js';
@@ -10,6 +11,7 @@ import { setTimes } from './posix-special.js';
 import { sys } from './syscalls.js';
 import { xget, xlist, xremove, xset } from './xattr.js';
 import { AFR_PREFIX, INDEX_XATTR } from './heal-index.js';
+import type { IndexWrite } from './io-threads.js';
 
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
@@ -102,7 +104,7 @@ export async function xattropOp(b: Brick, loc: { path: string }, name: string, a
 
 /** Several xattrops on one inode (a compound request's pre-op: one per child key), under the
  *  mutex of each name: one trip to an io-thread and one heal-index update for them all. */
-export async function xattropManyOp(b: Brick, loc: { path: string }, adds: readonly { name: string; add: Buffer }[]): Promise<Buffer[]> {
+export async function xattropManyOp(b: Brick, loc: { path: string; gfid?: string }, adds: readonly { name: string; add: Buffer }[]): Promise<Buffer[]> {
   for (const { name, add } of adds) {
     checkName(name);
     if (name === GFID_XATTR) throw new FsError('EPERM', 'xattrop on the gfid xattr');
@@ -110,7 +112,11 @@ export async function xattropManyOp(b: Brick, loc: { path: string }, adds: reado
   }
   const hp = await b.resolve(loc.path);
   const indexed = !adds.some(({ name }) => name.startsWith(AFR_PREFIX)) || b.index.knows(hp.host, loc.path);
-  const { outs, gfid } = await b.xattrMutex.runAll(adds.map(({ name }) => `${hp.host}\0${name}`), () => b.io.xattrop(hp.host, loc.path, adds, !indexed));
+  const xattrop = (entry?: IndexWrite) => b.xattrMutex.runAll(adds.map(({ name }) => `${hp.host}\0${name}`), () => b.io.xattrop(hp.host, loc.path, adds, !indexed, entry));
+  // An inode the index does not know, named with its gfid (a pre-op): its entry in the same job.
+  const { outs, gfid } = !indexed && loc.gfid && isGfid(loc.gfid) && adds.some(({ add }) => add.some((byte) => byte !== 0))
+    ? await b.index.marking(hp.host, loc.path, loc.gfid, xattrop)
+    : await xattrop();
   const afr = outs.filter((_, k) => adds[k].name.startsWith(AFR_PREFIX));
   const pending = afr.find((out) => out.some((byte) => byte !== 0));
   if (pending) await b.index.update(hp.host, loc.path, pending, gfid);

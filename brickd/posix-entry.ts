@@ -143,8 +143,7 @@ export async function unlinkOp(b: Brick, loc: { path: string }): Promise<void> {
   try {
     await unlink(hp.host);
   } finally {
-    b.confiner.namespaceChanged('unlink');
-    b.index.forget(hp.host);
+    b.namespaceChanged('unlink', hp.host);
   }
 }
 
@@ -154,8 +153,7 @@ export async function rmdirOp(b: Brick, loc: { path: string }): Promise<void> {
   try {
     await rmdir(hp.host);
   } finally {
-    b.confiner.namespaceChanged('rmdir');
-    b.index.forget();
+    b.namespaceChanged('rmdir');
   }
 }
 
@@ -167,8 +165,7 @@ export async function renameOp(b: Brick, from: { path: string }, to: { path: str
   try {
     await rename(src.host, dst.host);
   } finally {
-    b.confiner.namespaceChanged('rename');
-    b.index.forget();
+    b.namespaceChanged('rename');
   }
 }
 

@@ -26,6 +26,7 @@ export async function createOp(
   const hp = await b.resolve(loc.path);
   refuseRoot(hp, 'EEXIST', 'create');
   const gfid = checkGfid(args.gfid);
+  const since = b.generation;
   const mode = args.mode & ~args.umask & 0o7777;
   const base = (flags & ~O_CREAT) | O_NOFOLLOW;
   // Who will own the file is found while it is created (one lstat of the parent, off the wait).
@@ -56,6 +57,7 @@ export async function createOp(
       return fh;
     });
     if (made) {
+      b.made(hp.host, gfid, since);
       const f = b.fds.add(made, hp.host, loc.path, gfid, flags);
       return { fd: f.id, iatt: fdIatt(f), locked: await lockNew(b, f, lock) };
     }
@@ -199,6 +201,6 @@ export async function inodelkOp(b: Brick, loc: { path: string }, cmd: LockCmd, l
   if (cmd !== 'setlk' && cmd !== 'setlkw') throw new FsError('EINVAL', `inodelk takes setlk or setlkw, not '${String(cmd)}'`);
   if (!lock.owner) throw new FsError('EINVAL', 'inodelk needs an owner');
   const hp = await b.resolve(loc.path);
-  const gfid = await ensureGfid(hp.host, loc.path === '/');
+  const gfid = await b.gfidOf(hp.host, loc.path === '/');
   return b.locks.lk(`${gfid}:inodelk`, -1, cmd, lock, signal, true);
 }

@@ -424,6 +424,16 @@ test('xattrs: flags, gfid immutability, listing, xattrop', async (t) => {
   // A pre-op again: the entry is back.
   await c.call('Xattrop', { loc: loc('/xb'), name: 'trusted.gfs.afr.c0', add: one });
   t.true(existsSync(entry));
+  // A pre-op naming its inode's gfid (replicate's do) writes the entry in its own job; one naming
+  // a gfid the path does not have gets the entry under the gfid it has, and none under the other.
+  const xc = await createFile('/xc');
+  await c.call('Xattrop', { loc: { path: '/xc', gfid: xc.gfid }, name: 'trusted.gfs.afr.c0', add: one });
+  t.deepEqual(JSON.parse(await readFile(join(d.brick, '.gfs/indices/xattrop', xc.gfid), 'utf8')), { path: '/xc' });
+  const xd = await createFile('/xd');
+  const wrong = newGfid();
+  await c.call('Xattrop', { loc: { path: '/xd', gfid: wrong }, name: 'trusted.gfs.afr.c0', add: one });
+  t.deepEqual(JSON.parse(await readFile(join(d.brick, '.gfs/indices/xattrop', xd.gfid), 'utf8')), { path: '/xd' });
+  t.false(existsSync(join(d.brick, '.gfs/indices/xattrop', wrong)));
 });
 
 test('create xattrs are set before the reply', async (t) => {
@@ -797,6 +807,145 @@ test('a setattr sent behind writes not yet answered lands after them (after_writ
   t.is((await s).mtime, mtime);
   t.is((await stat(join(b.brick, path), { bigint: true })).mtimeNs, mtime);
   await y.release(ROOT_CTX, fd);
+});
+
+test('inode locks follow the inode, not its name: across renames, an unlink and a directory made in a file\'s place', async (t) => {
+  const b = await startBrickd();
+  const [x, y] = [await sessionOf(b), await sessionOf(b)];
+  t.teardown(async () => { await x.fini(); await y.fini(); });
+  const lock = (type: 'write' | 'unlock', owner: string) => ({ type, start: 1n << 50n, len: 1n, pid: 0, owner });
+  const make = async (path: string) => { const { fd } = await x.create(ROOT_CTX, { path }, constants.O_RDWR, { mode: 0o100644, umask: 0, gfid: newGfid() }); await x.release(ROOT_CTX, fd); };
+  const yGets = async (path: string) => {
+    const e = await sessionErrno(y.inodelk(ROOT_CTX, { path }, 'setlk', lock('write', 'y')));
+    if (e === 'no error') await y.inodelk(ROOT_CTX, { path }, 'setlk', lock('unlock', 'y'));
+    return e;
+  };
+  await make('/a');
+  await make('/c');
+  await x.inodelk(ROOT_CTX, { path: '/a' }, 'setlk', lock('write', 'x')); // inode A, by its name /a
+  t.is(await yGets('/a'), 'EAGAIN');
+  await x.rename(ROOT_CTX, { path: '/a' }, { path: '/moved' });
+  t.is(await yGets('/moved'), 'EAGAIN', 'A under its new name is still locked');
+  await x.rename(ROOT_CTX, { path: '/moved' }, { path: '/a' });
+  t.is(await yGets('/a'), 'EAGAIN', 'and back under its old one');
+  await x.rename(ROOT_CTX, { path: '/c' }, { path: '/a' }); // C replaces A at /a
+  t.is(await yGets('/a'), 'no error', '/a names C now, which nobody locked');
+  await make('/b');
+  await x.inodelk(ROOT_CTX, { path: '/b' }, 'setlk', lock('write', 'x'));
+  await x.unlink(ROOT_CTX, { path: '/b' });
+  await x.mkdir(ROOT_CTX, { path: '/b' }, { mode: 0o755, umask: 0, gfid: newGfid() });
+  t.is(await yGets('/b'), 'no error', 'a directory made after the unlink is another inode');
+});
+
+test('a setattr relying on a write\'s lock and marks (after_marks_of) goes before the write\'s answer and runs after it, only if they were made', async (t) => {
+  const b = await startBrickd();
+  const [x, y] = [await sessionOf(b), await sessionOf(b)];
+  t.teardown(async () => { await x.fini(); await y.fini(); });
+  const lock = (type: 'read' | 'write' | 'unlock', owner: string) => ({ type, start: 1n << 50n, len: 1n, pid: 0, owner });
+  const dirty = (n: number) => { const v = Buffer.alloc(12); v.writeInt32BE(n, 4); return v; };
+  const size = 4 * 1024 * 1024;
+  const fresh = async (path: string) => {
+    const gfid = newGfid();
+    const { fd } = await x.create(ROOT_CTX, { path }, constants.O_RDWR, { mode: 0o100644, umask: 0, gfid });
+    return { loc: { path, gfid }, fd };
+  };
+  // The marks made: the setattr leaves with the write still unanswered and lands after it.
+  const a = await fresh('/marked');
+  const mark = new WriteMark();
+  let answered = false;
+  const w = x.write({ ...ROOT_CTX, written: mark, lock: { loc: a.loc, lock: lock('read', 'm1') }, pre: [{ loc: a.loc, name: 'trusted.gfs.afr.dirty', add: dirty(1) }] }, a.fd, 0, Buffer.alloc(size, 1))
+    .then((n) => { answered = true; return n; });
+  const mtime = 1_700_000_000n * 1_000_000_000n + 7n;
+  const iatt = await x.setattr({ ...ROOT_CTX, marksOf: mark }, a.loc, { mode: 0o600, mtime });
+  t.true(answered, 'the brick answered the write first');
+  t.is(await w, size);
+  mark.done();
+  t.is(iatt.mtime, mtime);
+  const st = await stat(join(b.brick, 'marked'), { bigint: true });
+  t.is(st.mtimeNs, mtime, 'the write\'s own mtime did not overwrite it');
+  t.is(Number(st.mode) & 0o7777, 0o600);
+  t.is(st.size, BigInt(size));
+  t.deepEqual([...(await getAttribute(join(b.brick, 'marked'), 'trusted.gfs.afr.dirty'))!], [...dirty(1)]);
+  // A heal holds the inode: the write's lock failed, so nothing rode on it and the mode stays.
+  const c = await fresh('/busy');
+  await y.inodelk(ROOT_CTX, c.loc, 'setlk', lock('write', 'healer'));
+  const busyMark = new WriteMark();
+  const bw = x.write({ ...ROOT_CTX, written: busyMark, lock: { loc: c.loc, lock: lock('read', 'm2') }, pre: [{ loc: c.loc, name: 'trusted.gfs.afr.dirty', add: dirty(1) }] }, c.fd, 0, Buffer.alloc(4096, 2));
+  const refused = await x.setattr({ ...ROOT_CTX, marksOf: busyMark }, c.loc, { mode: 0o600 }).then(() => undefined, (e: unknown) => e as FsError & { preFailed?: boolean });
+  t.is(refused?.errno, 'EAGAIN');
+  t.true(refused?.preFailed, 'refused as its own pre-op would be: the caller sets up its own');
+  t.is(await sessionErrno(bw), 'EAGAIN');
+  busyMark.done();
+  t.is((await stat(join(b.brick, 'busy'))).mode & 0o7777, 0o644, 'the setattr did not run');
+  // A write sent on another session: this one cannot ride on it, and says so without sending.
+  const other = new WriteMark();
+  const ow = y.write({ ...ROOT_CTX, written: other }, (await y.open(ROOT_CTX, c.loc, constants.O_RDWR)), 0, Buffer.alloc(10, 3)).finally(() => other.done());
+  const unsent = await x.setattr({ ...ROOT_CTX, marksOf: other }, c.loc, { mode: 0o600 }).then(() => undefined, (e: unknown) => e as FsError & { preFailed?: boolean });
+  await ow;
+  t.is(unsent?.errno, 'EAGAIN');
+  t.true(unsent?.preFailed);
+  t.is((await stat(join(b.brick, 'busy'))).mode & 0o7777, 0o644);
+  await y.inodelk(ROOT_CTX, c.loc, 'setlk', lock('unlock', 'healer'));
+  await x.release(ROOT_CTX, a.fd);
+  await x.release(ROOT_CTX, c.fd);
+});
+
+test('replicate over two real bricks: a new file\'s chmod and utimes at close leave with its data, before the writes are answered, and nothing stays pending', async (t) => {
+  const { b1, b2, clients, replicaOf } = await replicaPair();
+  const children = await clients();
+  // Per brick, in order: a write answered, a setattr sent.
+  const events: string[][] = [[], []];
+  children.forEach((c, i) => {
+    const write = c.write.bind(c);
+    const setattr = c.setattr.bind(c);
+    c.write = (...a: Parameters<Xlator['write']>) => write(...a).then((n) => { events[i].push('write answered'); return n; });
+    c.setattr = (...a: Parameters<Xlator['setattr']>) => { events[i].push(a[0].marksOf ? 'setattr riding' : 'setattr'); return setattr(...a); };
+  });
+  const locked: string[] = [];
+  for (const c of children) {
+    const inodelk = c.inodelk.bind(c);
+    c.inodelk = (...a: Parameters<Xlator['inodelk']>) => { locked.push(a[1].path); return inodelk(...a); };
+  }
+  const mount = await replicaOf(children);
+  t.teardown(() => mount.fini());
+  await mount.mkdir(USER, { path: '/d' }, { mode: 0o755, umask: 0, gfid: newGfid() });
+  await new Promise((r) => setTimeout(r, 300)); // the directory's entry transaction is over
+  const mtime = 1_650_000_000_000_000_001n;
+  for (let k = 0; k < 3; k++) {
+    const path = `/d/f${k}`;
+    const gfid = newGfid();
+    const { fd } = await mount.create(USER, { path }, O_RDWR, args(gfid));
+    // As write-behind sends a small file's data and setattr-behind's held change at close.
+    const mark = new WriteMark();
+    const w = mount.write({ ...USER, written: mark }, fd, 0, Buffer.alloc(10_000, k));
+    await mount.setattr({ ...USER, after: [mark] }, { path, gfid }, { mode: 0o600, atime: mtime, mtime: mtime + BigInt(k) });
+    t.is(await w, 10_000);
+    mark.done();
+    await mount.flush(USER, fd);
+    await mount.release(USER, fd);
+  }
+  for (const [i, e] of events.entries()) {
+    t.deepEqual(e, ['setattr riding', 'write answered', 'setattr riding', 'write answered', 'setattr riding', 'write answered'], `brick ${i}: each setattr left before its write's answer`);
+  }
+  t.deepEqual(locked.filter((p) => p.startsWith('/d/')), [], 'no inode lock call of a file: its metadata lock rode on its data calls');
+  await new Promise((r) => setTimeout(r, 200));
+  for (const b of [b1, b2]) {
+    for (let k = 0; k < 3; k++) {
+      const host = join(b.brick, `d/f${k}`);
+      const st = await stat(host, { bigint: true });
+      t.is(Number(st.mode & 0o777n), 0o600, `mode of ${host}`);
+      t.is(st.mtimeNs, mtime + BigInt(k), `mtime of ${host}`);
+      t.is(st.size, 10_000n);
+      for (const key of ['dirty', 'testvol-client-0', 'testvol-client-1']) {
+        const v = await getAttribute(host, `trusted.gfs.afr.${key}`);
+        t.deepEqual(v ? [...v] : [], v ? new Array(12).fill(0) : [], `${key} of ${host}`);
+      }
+    }
+  }
+  // The metadata and data locks are gone: another client takes the inode exclusively at once.
+  const other = await sessionOf(b2);
+  t.teardown(() => other.fini());
+  await other.inodelk(ROOT_CTX, { path: '/d/f2' }, 'setlk', { type: 'write', start: 1n << 50n, len: 1n, pid: 0, owner: 'x' });
 });
 
 test('replicate over two real bricks: chmod and utimes of a file being written join its data transaction (no inode lock calls of their own), another client\'s heals wait, nothing stays pending', async (t) => {
