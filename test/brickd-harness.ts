@@ -51,8 +51,16 @@ export interface DaemonOpts {
   extra?: string[];
 }
 
-/** Spawns gfs-brickd; resolves once it exits or logs "listening" (whichever comes first). */
+/** Spawns gfs-brickd; resolves once it exits or logs "listening" (whichever comes first). A port
+ *  picked here can be taken by another test's daemon before this one binds it: then another. */
 export async function spawnBrickd(o: DaemonOpts = {}): Promise<Daemon & { listening: boolean }> {
+  for (let attempt = 1; ; attempt++) {
+    const d = await spawnOnce(o);
+    if (d.listening || o.port !== undefined || attempt === 3 || (await d.exited).code !== 98) return d;
+  }
+}
+
+async function spawnOnce(o: DaemonOpts): Promise<Daemon & { listening: boolean }> {
   const brick = o.brick ?? (await tempDir('gfs-brick-'));
   const port = o.port ?? (await freePort());
   const volumeId = o.volumeId ?? '6a1f3d2e-9b4c-4f1a-8e2d-0c5b7a9e1f23';

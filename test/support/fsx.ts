@@ -57,8 +57,9 @@ function sha(buf: Buffer): string {
   return `${buf.length}:${h.toString(16)}`;
 }
 
-/** What a tree looks like: every entry with type, mode, size, link count and (files) a digest. */
-async function snapshot(root: string, dataOf: Set<string>): Promise<string[]> {
+/** What a tree looks like: every entry with type, mode, size, link count and, for the files in
+ *  dataOf (all of them: 'all'), a digest of their bytes. */
+async function snapshot(root: string, dataOf: Set<string> | 'all'): Promise<string[]> {
   const out: string[] = [];
   const walk = async (rel: string) => {
     const names = (await fs.readdir(join(root, rel))).sort();
@@ -70,7 +71,7 @@ async function snapshot(root: string, dataOf: Set<string>): Promise<string[]> {
       let line = `${p} ${type} ${(st.mode & 0o7777).toString(8)} n${st.nlink}`;
       if (type === 'f') {
         line += ` s${st.size}`;
-        if (dataOf.has(p)) line += ` ${sha(await fs.readFile(join(root, p)))}`;
+        if (dataOf === 'all' || dataOf.has(p)) line += ` ${sha(await fs.readFile(join(root, p)))}`;
       }
       out.push(line);
       if (type === 'd') await walk(p);
@@ -153,6 +154,19 @@ export async function runFsx(mount: string, local: string, opts: FsxOptions): Pr
   const fail = (step: number, what: string) => {
     throw new FsxMismatch(`fsx mismatch at step ${step} (replay with FSX_SEED=${opts.seed} FSX_STEPS=${opts.steps}): ${what}\nlast ops:\n  ${history.slice(-12).join('\n  ')}`);
   };
+  const compare = async (step: number, after: string, dataOf: Set<string> | 'all') => {
+    const [sa, sb] = [await snapshot(mount, dataOf), await snapshot(local, dataOf)];
+    let i = 0;
+    while (i < Math.max(sa.length, sb.length) && sa[i] === sb[i]) i++;
+    if (i < Math.max(sa.length, sb.length)) fail(step, `after ${after}: trees differ at line ${i}: gfs '${sa[i] ?? '(none)'}', local '${sb[i] ?? '(none)'}'`);
+  };
+  // The top-level files start with data, so reads and writes find files from the first step
+  // (a run of ENOENTs alone would test little).
+  for (const f of FILES) {
+    const data = bytes(int(maxSize / 4));
+    for (const root of [mount, local]) await fs.writeFile(join(root, f), data);
+  }
+  await compare(0, 'the first files', 'all');
   for (let step = 1; step <= opts.steps; step++) {
     const op = gen();
     const [a, b] = [await outcome(op.run(mount)), await outcome(op.run(local))];
@@ -160,15 +174,12 @@ export async function runFsx(mount: string, local: string, opts: FsxOptions): Pr
     const key = `${op.name} ${b.split(' ')[0]}`;
     opts.stats?.set(key, (opts.stats.get(key) ?? 0) + 1);
     if (a !== b) fail(step, `${op.name}(${op.args.join(', ')}): gfs ${a}, local ${b}`);
-    const touched = new Set<string>(op.args.filter((x): x is string => typeof x === 'string'));
-    const [sa, sb] = [await snapshot(mount, touched), await snapshot(local, touched)];
-    const diff = sa.length !== sb.length ? -1 : sa.findIndex((l, i) => l !== sb[i]);
-    if (sa.length !== sb.length || diff >= 0) {
-      const i = diff >= 0 ? diff : sa.findIndex((l, j) => l !== sb[j]);
-      fail(step, `after ${op.name}: trees differ at line ${i}: gfs '${sa[i] ?? '(none)'}', local '${sb[i] ?? '(none)'}'`);
-    }
+    await compare(step, op.name, new Set<string>(op.args.filter((x): x is string => typeof x === 'string')));
     if (opts.progress && step % 100 === 0) opts.progress(step);
   }
+  // Every file's bytes at the end, through the mount.
+  await compare(opts.steps, 'the last step, every file read whole', 'all');
+  opts.stats?.set('files read at the end', (await snapshot(local, new Set())).filter((l) => / f /.test(l)).length);
   return opts.steps;
 }
 
