@@ -145,7 +145,7 @@ export class HealIndex {
     const gfid = gfidXattr ? (gfidXattr.length === 16 ? gfidFromBytes(gfidXattr) : null) : await readGfid(host);
     if (!gfid) return;
     await this.mutex.run(gfid, async () => {
-      if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
+      await this.makeDir();
       await this.writeEntry(`${this.dir}/${gfid}`, JSON.stringify({ path }));
       this.known.set(host, { path, gfid });
     });
@@ -157,11 +157,15 @@ export class HealIndex {
    *  and the removal rounds are. */
   async marking<T extends { wrote?: boolean }>(host: string, path: string, gfid: string, run: (entry: IndexWrite) => Promise<T>): Promise<T> {
     return this.mutex.run(gfid, async () => {
-      if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
+      await this.makeDir();
       const r = await run({ file: `${this.dir}/${gfid}`, data: JSON.stringify({ path }), gfid, prefix: AFR_PREFIX });
       if (r.wrote) this.known.set(host, { path, gfid });
       return r;
     });
+  }
+
+  private async makeDir(): Promise<void> {
+    if (!this.made) { await mkdir(this.dir, { recursive: true, mode: 0o700 }); this.made = true; }
   }
 
   /** The namespace changed at host (unlink), or anywhere (rename, rmdir): a path known to have

@@ -56,9 +56,12 @@ export interface DaemonOpts {
 export async function spawnBrickd(o: DaemonOpts = {}): Promise<Daemon & { listening: boolean }> {
   for (let attempt = 1; ; attempt++) {
     const d = await spawnOnce(o);
-    if (d.listening || o.port !== undefined || attempt === 3 || (await d.exited).code !== 98) return d;
+    if (d.listening || o.port !== undefined || attempt === 3 || (await d.exited).code !== EXIT_ADDR_IN_USE) return d;
   }
 }
+
+/** gfs-brickd's exit code when its address is in use. */
+const EXIT_ADDR_IN_USE = 98;
 
 async function spawnOnce(o: DaemonOpts): Promise<Daemon & { listening: boolean }> {
   const brick = o.brick ?? (await tempDir('gfs-brick-'));

@@ -600,7 +600,7 @@ export class DataTxns {
     // cost it a metadata heal.
     if (!t.fresh || this.r.arbiter >= 0 || t.active.length !== this.r.children.length) return undefined;
     if (!this.r.children.every((c, j) => this.r.up[j] && unlockCapable(c))) return undefined;
-    const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants: t.active, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set(), carriers: new Map() });
+    const m = (t.meta ??= this.metaPart(t.active));
     if (m.first.has(i) || m.lockSent.has(i)) return undefined;
     let done!: () => void;
     const mine = new Promise<void>((res) => { done = res; });
@@ -641,7 +641,7 @@ export class DataTxns {
       const targets = t.active;
       if (!up.every((i) => targets.includes(i))) return undefined;
       if (!hasQuorum(this.r.quorum, targets)) throw quorumError(what, targets.length, this.r.children.length);
-      const m = (t.meta ??= { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants: targets, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set(), carriers: new Map() });
+      const m = (t.meta ??= this.metaPart(targets));
       const res = await this.r.onAll((_c, i) => this.withMetaPreOp(m, i, loc, ctx, (cx) => op(i, cx)), targets);
       this.r.noteFailures(res);
       const errs = res.filter((x): x is Extract<Settled<T>, { ok: false }> => !x.ok);
@@ -658,6 +658,11 @@ export class DataTxns {
     } finally {
       this.end(t);
     }
+  }
+
+  /** A data transaction's metadata part, not yet set up on any child, running on participants. */
+  private metaPart(participants: number[]): MetaPart {
+    return { owner: `afr-meta:${this.r.clientId}:${++metaSeq}`, participants, first: new Map(), lockSent: new Set(), marked: new Set(), failed: new Set(), carriers: new Map() };
   }
 
   /** Runs metadata op on child i; the first of each child carries the lock and the pre-op (one
