@@ -35,7 +35,7 @@ export class Brick {
 
   constructor(readonly config: BrickConfig) {
     this.confiner = new Confiner(config.realRoot);
-    this.index = new HealIndex(config.realRoot, this.confiner, (file, data) => this.io.writeFile(file, data), (entries) => this.io.unindex(entries, AFR_PREFIX));
+    this.index = new HealIndex(config.realRoot, this.confiner, (e) => this.io.writeEntry(e), (entries) => this.io.unindex(entries, AFR_PREFIX));
   }
 
   /** The gfid each host path named when this daemon last read or made it, for inode locks (a

@@ -8,10 +8,10 @@
 // asked-for xattrs of all entries of a directory (readdirp). A job costs more than one pool trip
 // (a lookup's few reads at once stay on the event loop), less than a chain of them. A worker runs
 // one job at a time; an entry without a gfid comes back without attributes and is finished on the
-// event loop (which assigns gfids); a small file written whole (a heal-index entry: one job where
-// the pool takes three trips), and a round of them removed once their counters are zero. No fd
-// outlives its job (Node closes a worker's own at its exit). The worker is this same module.
-import { chmodSync, lchownSync, lstatSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+// event loop (which assigns gfids); a heal-index entry put in place (one job where the pool takes
+// three trips), and a round of them retired once their counters are zero. No fd outlives its job
+// (Node closes a worker's own at its exit). The worker is this same module.
+import { chmodSync, closeSync, lchownSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { FsError, isErrno, toErrno } from '../common/errors.js';
@@ -24,9 +24,17 @@ import { xgetSync, xlistSync, xsetSync } from './xattr.js';
 export interface CounterAdd { name: string; add: Buffer }
 /** `wrote`: the job wrote the heal-index entry it was given. */
 export interface AddResult { outs: Buffer[]; gfid?: Buffer; wrote?: boolean }
-/** A heal-index entry an xattrop job writes when a counter named with `prefix` is left non-zero
- *  and the inode's gfid is `gfid` (the entry's name). */
-export interface IndexWrite { file: string; data: string; gfid: string; prefix: string }
+/** A heal-index entry to put in place: `file` holding the inode's volume `path` (in an xattr:
+ *  no data block), made by renaming `spare` (a retired entry: no inode allocated) where given. */
+export interface EntryWrite { file: string; path: string; spare?: string }
+/** The entry an xattrop job writes when a counter named with `prefix` is left non-zero and the
+ *  inode's gfid is `gfid` (the entry's name). */
+export interface IndexWrite extends EntryWrite { gfid: string; prefix: string }
+/** An entry to retire unless still pending: [its inode's host path, the entry, where it goes as
+ *  a spare (none: removed)]. */
+export type EntryRetire = [host: string, file: string, spare?: string];
+/** The xattr of an index entry that names its inode's volume path. */
+export const ENTRY_PATH_XATTR = 'trusted.gfs.index.path';
 /** An entry as a worker read it: iatt undefined when it has no gfid yet. */
 export interface EntryRead { name: string; iatt?: Iatt; xattrs: Record<string, Buffer> }
 /** A setattr without a size (a truncate stays on the event loop). */
@@ -88,6 +96,21 @@ function namedSync(host: string, names: readonly string[]): Record<string, Bytes
   return out;
 }
 
+/** Puts e in place: the spare renamed to it (a spare gone meanwhile: a new file), then its path. */
+function writeEntrySync(e: EntryWrite): void {
+  let renamed = false;
+  if (e.spare) {
+    try {
+      renameSync(e.spare, e.file);
+      renamed = true;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+  }
+  if (!renamed) closeSync(openSync(e.file, 'a', 0o600));
+  xsetSync(e.file, ENTRY_PATH_XATTR, Buffer.from(e.path));
+}
+
 function entrySync(host: string, names: readonly string[]): { iatt?: Iatt; xattrs: Record<string, Bytes> } {
   const st = lstatSync(host, { bigint: true });
   const gfid = gfidSync(host);
@@ -119,14 +142,15 @@ const WORK = {
     // The heal-index entry in the same job, for the inode the caller named (its mutex is held).
     const wrote = !!e && gfid?.length === 16 && gfidFromBytes(gfid) === e.gfid
       && outs.some((out, k) => a.adds[k].name.startsWith(e.prefix) && out.some((byte) => byte !== 0));
-    if (wrote) writeFileSync(e.file, e.data);
+    if (wrote) writeEntrySync(e);
     return { outs: outs.map(ownBytes), gfid: gfid && ownBytes(gfid), wrote };
   },
-  writeFile: (a: { file: string; data: string }) => { writeFileSync(a.file, a.data); },
-  unindex: (a: { entries: [string, string][]; prefix: string }) => a.entries.map(([host, file]) => {
+  writeEntry: (e: EntryWrite) => writeEntrySync(e),
+  unindex: (a: { entries: EntryRetire[]; prefix: string }) => a.entries.map(([host, file, spare]) => {
     if (gfidSync(host) !== basename(file) || pendingSync(host, a.prefix)) return false;
     try {
-      unlinkSync(file);
+      if (spare) renameSync(file, spare);
+      else unlinkSync(file);
     } catch (err) {
       if ((err as { code?: string }).code !== 'ENOENT') throw err;
     }
@@ -195,15 +219,15 @@ export class IoThreads {
     return (await this.run('setattr', { host, path, change })) as Iatt | undefined;
   }
 
-  /** Removes each index entry [host, file] unless host's gfid is not the file's name or some
-   *  xattr of host named with prefix is still non-zero; true for those gone. */
-  async unindex(entries: [string, string][], prefix: string): Promise<boolean[]> {
+  /** Retires each index entry (to its spare name, else removed) unless its host's gfid is not the
+   *  entry's name or some xattr of host named with prefix is still non-zero; true for those gone. */
+  async unindex(entries: EntryRetire[], prefix: string): Promise<boolean[]> {
     return (await this.run('unindex', { entries, prefix })) as boolean[];
   }
 
-  /** file's content replaced by data (created if absent; opened, written and closed in the job). */
-  async writeFile(file: string, data: string): Promise<void> {
-    await this.run('writeFile', { file, data });
+  /** A heal-index entry put in place (see EntryWrite). */
+  async writeEntry(e: EntryWrite): Promise<void> {
+    await this.run('writeEntry', e);
   }
 
   /** Every entry of directory host (volume path `path`) but `skip`: attributes, gfid, the asked-for

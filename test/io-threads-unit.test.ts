@@ -3,15 +3,15 @@
 // index's removal rounds.
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { FsError } from '../common/errors.js';
-import { IoThreads } from '../brickd/io-threads.js';
+import { ENTRY_PATH_XATTR, IoThreads } from '../brickd/io-threads.js';
 import { AFR_PREFIX, HealIndex } from '../brickd/heal-index.js';
 import { GFID_XATTR } from '../brickd/iatt.js';
-import { xset } from '../brickd/xattr.js';
+import { xget, xremove, xset } from '../brickd/xattr.js';
 import { Confiner } from '../brickd/confine.js';
 import { gfidToBytes } from '../common/gfid.js';
 import { newGfid } from './support/mem-xlator.js';
@@ -56,7 +56,9 @@ test('the heal index: a finished entry goes in the next round, one still pending
   let release!: () => void;
   let hold: Promise<void> | undefined;
   const checks: number[] = [];
-  const index = new HealIndex(root, new Confiner(root), writeFile, async (entries) => {
+  const io = new IoThreads();
+  t.teardown(() => io.close());
+  const index = new HealIndex(root, new Confiner(root), (e) => io.writeEntry(e), async (entries) => {
     checks.push(entries.length);
     if (hold) await hold;
     return entries.map(() => !pending);
@@ -89,7 +91,9 @@ test('the heal index: a round that starts while another checks waits for it, and
   const hold = new Promise<void>((res) => { release = res; });
   const answers = [false, true]; // pending at the first check, finished at the second
   const checks: number[] = [];
-  const index = new HealIndex(root, new Confiner(root), writeFile, async (entries) => {
+  const io = new IoThreads();
+  t.teardown(() => io.close());
+  const index = new HealIndex(root, new Confiner(root), (e) => io.writeEntry(e), async (entries) => {
     checks.push(entries.length);
     if (checks.length === 1) await hold;
     return entries.map(() => answers[checks.length - 1]);
@@ -115,7 +119,7 @@ test('the heal index: an entry forgotten by a rename elsewhere still goes once i
   t.teardown(() => rm(root, { recursive: true, force: true }));
   const io = new IoThreads();
   t.teardown(() => io.close());
-  const index = new HealIndex(root, new Confiner(root), (file, data) => io.writeFile(file, data), (entries) => io.unindex(entries, AFR_PREFIX));
+  const index = new HealIndex(root, new Confiner(root), (e) => io.writeEntry(e), (entries) => io.unindex(entries, AFR_PREFIX));
   t.teardown(() => index.close());
   const made = async (name: string) => {
     const host = join(root, name);
@@ -144,4 +148,53 @@ test('the heal index: an entry forgotten by a rename elsewhere still goes once i
   index.forget();
   await index.settle();
   t.true(existsSync(g.entry), "the path names another inode: the entry is the listing's to judge");
+});
+
+test('the heal index: a finished entry is retired as a spare, and the next entry due is that spare renamed into place (no inode allocated); the spares outlive a restart', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'gfs-test-index-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const io = new IoThreads();
+  t.teardown(() => io.close());
+  const open = () => new HealIndex(root, new Confiner(root), (e) => io.writeEntry(e), (entries) => io.unindex(entries, AFR_PREFIX));
+  let index = open();
+  t.teardown(() => index.close());
+  const made = async (name: string) => {
+    const host = join(root, name);
+    const gfid = newGfid();
+    await writeFile(host, '');
+    await xset(host, GFID_XATTR, gfidToBytes(gfid));
+    await xset(host, `${AFR_PREFIX}c0`, Buffer.from([0, 0, 0, 1]));
+    await index.update(host, `/${name}`, Buffer.from([0, 0, 0, 1]), gfidToBytes(gfid));
+    return { host, gfid, entry: join(root, '.gfs/indices/xattrop', gfid), spare: join(root, '.gfs/indices/spare', gfid) };
+  };
+  const f = await made('f');
+  t.is((await xget(f.entry, ENTRY_PATH_XATTR))?.toString(), '/f', 'the entry names its path in an xattr');
+  t.is((await stat(f.entry)).size, 0, 'and holds no data');
+  t.deepEqual(await index.list(), [{ gfid: f.gfid, path: '/f' }]);
+  const ino = (await stat(f.entry)).ino;
+  await xset(f.host, `${AFR_PREFIX}c0`, Buffer.alloc(4));
+  index.settled(f.host, '/f', gfidToBytes(f.gfid));
+  await index.settle();
+  t.false(existsSync(f.entry), 'finished: out of the index');
+  t.is((await stat(f.spare)).ino, ino, 'retired as a spare, the same inode');
+  t.deepEqual(await index.list(), []);
+  const g = await made('g');
+  t.is((await stat(g.entry)).ino, ino, "the next entry is the spare's inode");
+  t.false(existsSync(f.spare));
+  t.is((await xget(g.entry, ENTRY_PATH_XATTR))?.toString(), '/g', 'naming its own path');
+  t.deepEqual(await index.list(), [{ gfid: g.gfid, path: '/g' }]);
+  // Retired again, then a new brick process (a restart) finds the spare and uses it.
+  await xset(g.host, `${AFR_PREFIX}c0`, Buffer.alloc(4));
+  index.settled(g.host, '/g', gfidToBytes(g.gfid));
+  await index.settle();
+  index.close();
+  index = open();
+  const h = await made('h');
+  t.is((await stat(h.entry)).ino, ino, 'a restarted index reuses the spares it finds');
+  t.deepEqual(await index.list(), [{ gfid: h.gfid, path: '/h' }]);
+  // An entry from before entries named their path in an xattr: its JSON is read.
+  const old = await made('old');
+  await xremove(old.entry, ENTRY_PATH_XATTR);
+  await writeFile(old.entry, JSON.stringify({ path: '/old' }));
+  t.deepEqual((await index.list()).map((e) => e.path).sort(), ['/h', '/old']);
 });
