@@ -189,6 +189,42 @@ test('a child down during writes is blamed on the others, never read, and healed
   for (const k of kids) for (const j of kids) t.deepEqual(k.counts('/f', j.name), zero);
 });
 
+test('a stat of a file whose copies the last lookup found alike asks one good copy; one with a blamed copy, or one this client knows nothing of, looks up every copy and never answers from the stale one', async (t) => {
+  const { kids, r } = await setup();
+  const calls = kids.map(() => ({ stat: 0, lookup: 0 }));
+  kids.forEach((k, i) => {
+    const stat = k.stat.bind(k);
+    const lookup = k.lookup.bind(k);
+    k.stat = (c, l) => { calls[i].stat++; return stat(c, l); };
+    k.lookup = (c, l, x) => { calls[i].lookup++; return lookup(c, l, x); };
+  });
+  const count = () => calls.map((c) => ({ ...c }));
+  const reset = () => { for (const c of calls) { c.stat = 0; c.lookup = 0; } };
+  await writeFile(r, '/f', 'v1');
+  const { iatt } = await r.lookup(C, file('/f'));
+  reset();
+  const loc = { path: '/f', gfid: iatt.gfid };
+  t.is(Number((await r.stat(C, loc)).size), 2);
+  const one = count();
+  t.is(one[0].stat + one[1].stat, 1, 'one copy asked');
+  t.is(one[0].lookup + one[1].lookup, 0, 'no lookup');
+  // A copy written while it was down is blamed: after it is back, stats look up both and answer
+  // from the good copy.
+  down(r, kids[1]);
+  await writeFile(r, '/f', 'v2-longer');
+  up(r, kids[1]);
+  reset();
+  for (let n = 0; n < 4; n++) t.is(Number((await r.stat(C, loc)).size), 'v2-longer'.length);
+  t.true(count().every((c) => c.lookup === 4), 'every stat looked up every copy');
+  // An inode this client has no state of (the path's own answers).
+  await r.heal('/f');
+  await r.lookup(C, file('/f'));
+  reset();
+  const other = await r.stat(C, { path: '/f', gfid: newGfid() });
+  t.is(other.gfid, iatt.gfid);
+  t.true(count().every((c) => c.lookup === 1));
+});
+
 test('a truncate by path with a child down cuts the copy that is up, blames the other, and a heal cuts it too', async (t) => {
   const { kids, r } = await setup();
   await writeFile(r, '/f', 'abcdefgh');
