@@ -86,18 +86,21 @@ async function lockNew(b: Brick, f: OpenFile, lock: Flock | undefined): Promise<
   }
 }
 
-/** Opens loc; with `xattrs`, also reads those that exist (a lookup and an open in one call). */
-export async function openOp(b: Brick, loc: { path: string }, flags: number, xattrs?: readonly string[]): Promise<{ fd: number; iatt: Iatt; xattrs: Record<string, Buffer> }> {
+/** Opens loc; with `xattrs`, also reads those that exist (a lookup and an open in one call); with
+ *  `lock`, takes it through the new fd if free, as a create does. */
+export async function openOp(b: Brick, loc: { path: string }, flags: number, xattrs?: readonly string[], lock?: Flock): Promise<{ fd: number; iatt: Iatt; xattrs: Record<string, Buffer>; locked: boolean }> {
   const hp = await b.resolve(loc.path);
   const fh = await open(hp.host, (flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW);
+  let opened: { f: OpenFile; iatt: Iatt; xattrs: Record<string, Buffer> };
   try {
     const [gfid, named] = await Promise.all([ensureGfid(hp.host, hp.isRoot), readNamed(hp.host, xattrs ?? [])]);
     const f = b.fds.add(fh, hp.host, loc.path, gfid, flags & ~(O_CREAT | O_EXCL));
-    return { fd: f.id, iatt: fdIatt(f), xattrs: named };
+    opened = { f, iatt: fdIatt(f), xattrs: named };
   } catch (err) {
     await fh.close().catch(() => undefined);
     throw err;
   }
+  return { fd: opened.f.id, iatt: opened.iatt, xattrs: opened.xattrs, locked: await lockNew(b, opened.f, lock) };
 }
 
 export async function readOp(b: Brick, fd: number, offset: number, size: number): Promise<Buffer> {

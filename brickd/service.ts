@@ -57,8 +57,8 @@ export const HANDLERS: Record<string, Handler> = {
     return { fd: res.fd, iatt: iattToWire(res.iatt), locked: res.locked };
   },
   Open: async (b, _c, r) => {
-    const res = await file.openOp(b, loc(r.loc), Number(r.flags), r.xattrs);
-    return { fd: res.fd, iatt: iattToWire(res.iatt), xattrs: res.xattrs };
+    const res = await file.openOp(b, loc(r.loc), Number(r.flags), r.xattrs, r.lock ? flockFromWire(r.lock) : undefined);
+    return { fd: res.fd, iatt: iattToWire(res.iatt), xattrs: res.xattrs, locked: res.locked };
   },
   Read: async (b, _c, r) => ({ data: await file.readOp(b, Number(r.fd), Number(r.offset), Number(r.size)) }),
   Write: async (b, _c, r) => ({ written: await file.writeOp(b, Number(r.fd), Number(r.offset), r.data ?? Buffer.alloc(0)) }),

@@ -33,6 +33,10 @@ export interface Ctx {
   /** open only: xattrs the brick reads with the open, in the same round trip (replicate's
    *  changelog: lookup + open as one call); they come back as the fd's OPEN_XATTRS. */
   openXattrs?: readonly string[];
+  /** open only: a lock the brick takes on the file through the new fd (setlk, never waiting:
+   *  replicate's data transaction lock for the writes of an fd opened for writing); the fd's
+   *  OPEN_LOCKED says whether it did. */
+  openLock?: Flock;
 }
 
 /** The caller gave up (FUSE INTERRUPT): the part of AbortSignal that operations use. */
@@ -120,6 +124,8 @@ export function newFd(loc: Loc, flags: number, gfid: string): Fd {
 export const OPEN_IATT: object = Object.freeze({ key: 'open-iatt' });
 /** Fd.ctx key of the xattrs (name -> value, the existing ones of ctx.openXattrs) the open read. */
 export const OPEN_XATTRS: object = Object.freeze({ key: 'open-xattrs' });
+/** Fd.ctx key: true when the open took ctx.openLock. */
+export const OPEN_LOCKED: object = Object.freeze({ key: 'open-locked' });
 
 export type LockType = 'read' | 'write' | 'unlock';
 

@@ -635,6 +635,57 @@ function countInodelks(children: Xlator[]): () => number {
   return () => n;
 }
 
+test('replicate over two real bricks: an open for writing takes the data transaction lock with it, so its writes send no lock call; another client\'s writer waits for it, and an open whose lock is held goes on without', async (t) => {
+  const { b1, b2, clients, replicaOf } = await replicaPair();
+  const children = await clients();
+  const lks: string[] = [];
+  for (const c of children) {
+    const orig = c.lk.bind(c);
+    c.lk = (...a: Parameters<Xlator['lk']>) => { lks.push(a[3].type); return orig(...a); };
+  }
+  const [mount, other] = [await replicaOf(children), await replicaOf()];
+  t.teardown(async () => { await mount.fini(); await other.fini(); });
+  const gfid = newGfid();
+  const made = await mount.create(USER, { path: '/ol' }, O_RDWR, args(gfid));
+  await mount.release(USER, made.fd);
+  const fd = await mount.open(USER, { path: '/ol', gfid }, O_RDWR);
+  for (let i = 0; i < 8; i++) await mount.write(USER, fd, i * 4096, Buffer.alloc(4096, i + 1));
+  // The other client's write waits for this client's transaction (its lock, held by the open).
+  const ofd = await other.open(USER, { path: '/ol', gfid }, O_RDWR);
+  let otherDone = false;
+  const otherWrite = other.write(USER, ofd, 0, Buffer.from('other')).then(() => { otherDone = true; });
+  await new Promise((res) => setTimeout(res, 100));
+  t.false(otherDone, 'the other client waits for the transaction');
+  t.deepEqual(lks.filter((x) => x !== 'unlock'), [], 'no lock call: the open took it');
+  await mount.flush(USER, fd);
+  await mount.release(USER, fd);
+  await otherWrite;
+  await other.flush(USER, ofd);
+  await other.release(USER, ofd);
+  const data = await readFile(join(b1.brick, 'ol'));
+  t.is(data.subarray(0, 5).toString(), 'other');
+  t.is(data.length, 8 * 4096);
+  t.deepEqual(await readFile(join(b2.brick, 'ol')), data);
+  for (const b of [b1, b2]) {
+    for (const k of ['dirty', 'testvol-client-0', 'testvol-client-1']) {
+      const v = await getAttribute(join(b.brick, 'ol'), `trusted.gfs.afr.${k}`);
+      t.deepEqual(v ? [...v] : [], v ? new Array(12).fill(0) : [], `${k} on ${b.brick}`);
+    }
+  }
+  // A read-only open takes no lock; nor does a write-open's lock outlive the post-op delay unused.
+  lks.length = 0;
+  const ro = await mount.open(USER, { path: '/ol', gfid }, O_RDONLY);
+  await mount.release(USER, ro);
+  const idle = await mount.open(USER, { path: '/ol', gfid }, O_RDWR);
+  const ofd2 = await other.open(USER, { path: '/ol', gfid }, O_RDWR);
+  await other.write(USER, ofd2, 0, Buffer.from('after')); // waits at most the delay (1 s)
+  await other.flush(USER, ofd2);
+  await other.release(USER, ofd2);
+  await mount.release(USER, idle);
+  t.deepEqual(lks, ['unlock', 'unlock'], 'the idle open let its lock go once, on each brick');
+  t.is((await readFile(join(b2.brick, 'ol'))).subarray(0, 5).toString(), 'after');
+});
+
 test('a closed file costs no round trip: its release rides on the next request, or goes alone 50 ms later, or at fini', async (t) => {
   const b = await startBrickd(); // its own daemon: other tests' files would be counted
   const xl = await sessionOf(b);

@@ -10,7 +10,7 @@ import { cacheTtlMs, PassThrough, type UpcallEvent, type Xlator, type XlatorEven
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
-  dirname, isDir, isReg, newFd, OPEN_IATT, OPEN_XATTRS, ROOT_CTX,
+  dirname, isDir, isReg, newFd, OPEN_IATT, OPEN_LOCKED, OPEN_XATTRS, ROOT_CTX,
   type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
@@ -82,6 +82,8 @@ export class Replicate extends PassThrough implements Xlator {
   private untold = false;
   /** Bumped by every upcall: a lookup that an upcall overtook does not mark its directory clean. */
   private upcallGen = 0;
+  /** Numbers the owners of the locks opens for writing take. */
+  private openSeq = 0;
   private anyUp = true;
 
   constructor(name: string, options: Record<string, unknown>, children: Xlator[], xctx: XlatorContext) {
@@ -344,10 +346,18 @@ export class Replicate extends PassThrough implements Xlator {
     if (!found) throw this.bestError(look);
     this.inodes.set(found.iatt.gfid, found.state);
     if (found.state.data?.splitBrain) throw this.dataSplitBrain(loc);
-    const res = await this.onAll((c) => c.open(ctx, loc, flags & ~O_TRUNC), look.filter((r) => r.ok).map((r) => r.i));
+    const openLock = this.openLock(flags);
+    const res = await this.onAll((c) => c.open({ ...ctx, openLock }, loc, flags & ~O_TRUNC), look.filter((r) => r.ok).map((r) => r.i));
     this.noteFailures(res);
     if (!res.some((r) => r.ok)) throw this.bestError(res);
-    return this.opened(ctx, this.wrapFds(loc, flags, found.iatt.gfid, res), flags);
+    return this.opened(ctx, this.wrapFds(loc, flags, found.iatt.gfid, res), flags, openLock);
+  }
+
+  /** The data transaction lock an open for writing takes on every brick (the first write then
+   *  needs no lock call of its own), under an owner of its own. */
+  private openLock(flags: number): Flock | undefined {
+    if ((flags & O_ACCMODE) === 0 || this.opts['post-op-delay-secs'] <= 0) return undefined;
+    return txnLock('write', `afr-open:${this.clientId}:${++this.openSeq}`);
   }
 
   /** The open as one call per child where every up child can read the changelog with it (lookup
@@ -357,7 +367,8 @@ export class Replicate extends PassThrough implements Xlator {
     const up = this.upChildren();
     if (up.length === 0 || !up.every((i) => (this.children[i] as { openXattrsCompound?: boolean }).openXattrsCompound === true)) return undefined;
     if (this.postOps.size) await this.postOpsDone(loc.path);
-    const res = await this.onAll((c) => c.open({ ...ctx, openXattrs: this.afrKeys }, loc, flags & ~O_TRUNC), up);
+    const openLock = this.openLock(flags);
+    const res = await this.onAll((c) => c.open({ ...ctx, openXattrs: this.afrKeys, openLock }, loc, flags & ~O_TRUNC), up);
     this.noteFailures(res);
     const look: Settled<LookupReply>[] = res.map((r) => {
       if (!r.ok) return r;
@@ -377,15 +388,19 @@ export class Replicate extends PassThrough implements Xlator {
       return undefined;
     }
     this.inodes.set(found.iatt.gfid, found.state);
-    return this.opened(ctx, this.wrapFds(loc, flags, found.iatt.gfid, res), flags);
+    return this.opened(ctx, this.wrapFds(loc, flags, found.iatt.gfid, res), flags, openLock);
   }
 
   private dataSplitBrain(loc: Loc): FsError {
     return new FsError('EIO', `${loc.path}: data split-brain between the bricks of ${this.name}; resolve with gfs volume heal VOL split-brain`);
   }
 
-  /** An open's fd, truncated first when it asked for O_TRUNC (in the inode's data transaction). */
-  private async opened(ctx: Ctx, fd: Fd, flags: number): Promise<Fd> {
+  /** An open's fd, holding the data transaction lock its open took where it took it on every
+   *  child (see DataTxns.holdPreLock), truncated first when it asked for O_TRUNC (in the inode's
+   *  data transaction). */
+  private async opened(ctx: Ctx, fd: Fd, flags: number, lock?: Flock): Promise<Fd> {
+    const r = this.rfd(fd);
+    if (lock) this.txns.holdPreLock(r, r.fds.flatMap((f, i) => (f?.ctx.get(OPEN_LOCKED) === true ? [i] : [])), lock.owner);
     if ((flags & O_ACCMODE) !== 0 && flags & O_TRUNC) await this.ftruncate(ctx, fd, 0);
     return fd;
   }
