@@ -127,6 +127,7 @@ export class MemXlator extends PassThrough implements Xlator {
     if (old && isDir(old.mode) && !isDir(i.mode)) throw new FsError('EISDIR', to.path);
     if (old && !isDir(old.mode) && isDir(i.mode)) throw new FsError('ENOTDIR', to.path);
     if (old && isDir(old.mode) && this.children_(to.path).length) throw new FsError('ENOTEMPTY', to.path);
+    if (old && old !== i && !isDir(old.mode)) old.nlink--; // the replaced file loses this name
     const moves = [...this.names.keys()].filter((k) => k === from.path || k.startsWith(`${from.path}/`));
     const nodes = moves.map((k) => [k, this.names.get(k)!] as const);
     for (const [k] of nodes) this.names.delete(k);

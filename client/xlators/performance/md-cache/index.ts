@@ -555,6 +555,15 @@ export class MdCache extends PassThrough implements Xlator {
     } finally {
       if (tree) { this.dropTree(from.path); this.dropTree(to.path); }
       if (src && src.nlink > 1 && !isDir(src.mode)) this.dropLinks(src.gfid, []);
+      // A file it replaced lost a link: its other names are stale (fsx: link(f2, d1/f1), then
+      // rename(f3, f2) left d1/f1 at two links). Not knowing what it replaced: any linked file.
+      const victim = dst?.gfid ?? to.gfid;
+      if (dst && isDir(dst.mode)) { /* an empty directory: no other name */ } else if (victim) {
+        if (!dst || dst.nlink > 1) this.dropLinks(victim, []);
+      } else {
+        this.markAll();
+        for (const o of this.cache.values()) if (o.iatt && o.iatt.nlink > 1 && !isDir(o.iatt.mode)) o.iatt = undefined;
+      }
     }
   }
 
