@@ -118,7 +118,8 @@ export async function readOp(b: Brick, fd: number, offset: number, size: number)
   return got === size ? buf : buf.subarray(0, got);
 }
 
-export async function writeOp(b: Brick, fd: number, offset: number, data: Buffer): Promise<number> {
+/** The bytes written, and the file's attributes after them. */
+export async function writeOp(b: Brick, fd: number, offset: number, data: Buffer): Promise<{ written: number; iatt: Iatt }> {
   const f = b.fds.get(fd);
   if (!writable(f)) throw new FsError('EBADF', `fd ${fd} is not open for writing`);
   let done = 0;
@@ -127,7 +128,7 @@ export async function writeOp(b: Brick, fd: number, offset: number, data: Buffer
     if (bytesWritten === 0) break;
     done += bytesWritten;
   }
-  return done;
+  return { written: done, iatt: fdIatt(f) };
 }
 
 export async function fstatOp(b: Brick, fd: number): Promise<Iatt> {

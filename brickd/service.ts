@@ -61,7 +61,10 @@ export const HANDLERS: Record<string, Handler> = {
     return { fd: res.fd, iatt: iattToWire(res.iatt), xattrs: res.xattrs, locked: res.locked };
   },
   Read: async (b, _c, r) => ({ data: await file.readOp(b, Number(r.fd), Number(r.offset), Number(r.size)) }),
-  Write: async (b, _c, r) => ({ written: await file.writeOp(b, Number(r.fd), Number(r.offset), r.data ?? Buffer.alloc(0)) }),
+  Write: async (b, _c, r) => {
+    const res = await file.writeOp(b, Number(r.fd), Number(r.offset), r.data ?? Buffer.alloc(0));
+    return { written: res.written, iatt: iattToWire(res.iatt) };
+  },
   Truncate: (b, _c, r) => iattRes(file.truncateOp(b, loc(r.loc), Number(r.size))),
   Ftruncate: (b, _c, r) => iattRes(file.ftruncateOp(b, Number(r.fd), Number(r.size))),
   Flush: (b, _c, r) => empty(file.flushOp(b, Number(r.fd))),

@@ -686,6 +686,53 @@ test('replicate over two real bricks: an open for writing takes the data transac
   t.is((await readFile(join(b2.brick, 'ol'))).subarray(0, 5).toString(), 'after');
 });
 
+test('a write answers with the file\'s attributes after it, and a stat that follows takes them without a call; a setattr or a second since forget them, and another client\'s write is seen', async (t) => {
+  const b = await startBrickd();
+  const xl = await sessionOf(b);
+  const other = await sessionOf(b, 'other');
+  t.teardown(async () => { await xl.fini(); await other.fini(); });
+  // The Stat and Fstat requests xl sends.
+  let asked = 0;
+  const priv = xl as unknown as { call: (method: string, ...rest: unknown[]) => Promise<unknown> };
+  const call = priv.call.bind(xl);
+  priv.call = (method, ...rest) => { if (method === 'Stat' || method === 'Fstat') asked++; return call(method, ...rest); };
+  const gfid = newGfid();
+  const { fd } = await xl.create(USER, { path: '/pw' }, O_RDWR, args(gfid));
+  const loc = { path: '/pw', gfid };
+  await xl.write(USER, fd, 0, Buffer.alloc(10_000, 1));
+  await xl.write(USER, fd, 10_000, Buffer.alloc(5_000, 2));
+  const after = await xl.stat(USER, loc);
+  const fstatted = await xl.fstat(USER, fd);
+  t.is(asked, 0, 'no stat request');
+  const onBrick = await stat(join(b.brick, 'pw'), { bigint: true });
+  for (const a of [after, fstatted]) {
+    t.is(a.size, 15_000n);
+    t.is(a.mtime, onBrick.mtimeNs);
+    t.is(a.ctime, onBrick.ctimeNs);
+    t.is(a.gfid, gfid);
+  }
+  // A setattr through this client: asked again.
+  await xl.setattr(USER, loc, { mode: 0o600 });
+  t.is(Number((await xl.stat(USER, loc)).mode & 0o777), 0o600);
+  t.is(asked, 1, 'a setattr went since: the brick is asked');
+  // Written again, then another client changes it (told by upcall, or found after the second).
+  await xl.write(USER, fd, 0, Buffer.alloc(100, 3));
+  t.is((await xl.stat(USER, loc)).size, 15_000n);
+  t.is(asked, 1);
+  const ofd = await other.open(USER, loc, O_RDWR);
+  await other.write(USER, ofd, 20_000, Buffer.alloc(200, 4));
+  await other.release(USER, ofd);
+  await waitFor("the other client's write", async () => (await xl.stat(USER, loc)).size === 20_200n, 5000).catch(() => undefined);
+  t.is((await xl.stat(USER, loc)).size, 20_200n, "another client's write is seen");
+  // Kept a second at most.
+  await xl.write(USER, fd, 0, Buffer.alloc(300, 5));
+  const before = asked;
+  await new Promise((res) => setTimeout(res, 1100));
+  t.is((await xl.stat(USER, loc)).size, 20_200n);
+  t.is(asked, before + 1, 'a second later: asked');
+  await xl.release(USER, fd);
+});
+
 test('a closed file costs no round trip: its release rides on the next request, or goes alone 50 ms later, or at fini', async (t) => {
   const b = await startBrickd(); // its own daemon: other tests' files would be counted
   const xl = await sessionOf(b);

@@ -14,6 +14,7 @@ import type { XlatorSpec } from '../common/spec.js';
 import { WriteBehind } from '../client/xlators/performance/write-behind/index.js';
 import { ReadAhead } from '../client/xlators/performance/read-ahead/index.js';
 import { IoCache } from '../client/xlators/performance/io-cache/index.js';
+import { PostWriteAttrs } from '../client/xlators/protocol/client/post-write.js';
 import { MemXlator } from './support/mem-xlator.js';
 import { waitFor } from './harness.js';
 
@@ -118,6 +119,24 @@ test('md-cache fills from readdirp and drops entries on every change through it'
   t.is((await top.lookup(c, { path: '/g' })).iatt.size, 7n);
   await top.unlink(c, { path: '/g' });
   await t.throwsAsync(top.stat(c, { path: '/g' }));
+});
+
+test('md-cache: a rename over a hard-linked file drops the link count its other names had cached', async (t) => {
+  const { top } = stack((ch) => new MdCache('md', {}, [ch]));
+  const fd = await file(top, '/f2', 'abc');
+  await top.release(c, fd);
+  await top.link(c, { path: '/f2' }, { path: '/g' });
+  t.is((await top.stat(c, { path: '/g' })).nlink, 2);
+  t.is((await top.stat(c, { path: '/f2' })).nlink, 2);
+  await top.release(c, await file(top, '/f3', 'x'));
+  await top.rename(c, { path: '/f3' }, { path: '/f2' });
+  t.is((await top.stat(c, { path: '/g' })).nlink, 1, 'the replaced inode lost a link');
+  // Again, over the name that is left.
+  await top.link(c, { path: '/g' }, { path: '/h' });
+  t.is((await top.stat(c, { path: '/h' })).nlink, 2);
+  await top.release(c, await file(top, '/f4', 'y'));
+  await top.rename(c, { path: '/f4' }, { path: '/g' });
+  t.is((await top.stat(c, { path: '/h' })).nlink, 1);
 });
 
 test('md-cache answers a listing from the cache while its names and attributes are: its own creates, unlinks and renames keep it current, a write or an upcall sends the next to the child', async (t) => {
@@ -748,4 +767,41 @@ test('the performance stack over one brick behaves like the brick', async (t) =>
   t.is(mem.names.get('/s')!.data.length, 1000);
   const list = await top.readdirp(ctx, { path: '/' });
   t.deepEqual(list.map((d) => [d.name, d.iatt.size]), [['s', 1000n]]);
+});
+
+test('protocol/client keeps the attributes a write answered with only while sure: not while another write of the inode is on its way, nor after a request that may change it went while the write was on its way, nor after a failed write', (t) => {
+  const a = new PostWriteAttrs();
+  const g = newGfid();
+  const iatt = (size: bigint): Iatt => ({ gfid: g, ino: 1n, mode: 0o100644, nlink: 1, uid: 0, gid: 0, rdev: 0, size, blocks: 0n, blksize: 4096, atime: 0n, mtime: 0n, ctime: 0n });
+  a.sending(g);
+  a.answered(g, iatt(10n));
+  t.is(a.get(g)?.size, 10n);
+  a.sending(g);
+  t.is(a.get(g), undefined, 'a write on its way');
+  a.sending(g);
+  a.answered(g, iatt(20n));
+  t.is(a.get(g), undefined, 'still one on its way');
+  a.answered(g, iatt(30n));
+  t.is(a.get(g)?.size, 30n, 'the last answer, once none is on its way');
+  // A setattr that rides behind a write still on its way spoils that write's answer.
+  a.sending(g);
+  a.touched(g);
+  a.answered(g, iatt(40n));
+  t.is(a.get(g), undefined);
+  a.sending(g);
+  a.answered(g, iatt(50n));
+  t.is(a.get(g)?.size, 50n, 'a later write is sure again');
+  a.touched(); // a rename, an upcall: every inode
+  t.is(a.get(g), undefined);
+  a.sending(g);
+  a.answered(g); // failed
+  t.is(a.get(g), undefined);
+  a.sending(g);
+  a.answered(g, { ...iatt(60n), gfid: newGfid() }); // the fd's file is another inode now
+  t.is(a.get(g), undefined);
+  a.sending(g);
+  a.answered(g, iatt(70n));
+  const got = a.get(g)!;
+  got.size = 0n;
+  t.is(a.get(g)?.size, 70n, 'answers are copies');
 });

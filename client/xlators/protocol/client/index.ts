@@ -17,6 +17,7 @@ import {
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
 import type { WriteMark } from '../../../../common/write-mark.js';
+import { PostWriteAttrs } from './post-write.js';
 import type { XlatorContext } from '../../registry.js';
 
 
@@ -113,6 +114,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
   private releaseTimer?: NodeJS.Timeout;
   /** A lone Release on its way (fini waits for it). */
   private releasing?: Promise<void>;
+  /** The attributes writes answered with, for the stats that follow them. */
+  private readonly postWrite = new PostWriteAttrs();
 
   constructor(name: string, options: Record<string, unknown>, private readonly xctx: XlatorContext) {
     super(name, 'protocol/client', []);
@@ -371,6 +374,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
       if (r.res === 'upcall') {
         const changes = ((r as unknown as { upcall?: { entries?: UpcallChange[] } }).upcall?.entries ?? [])
           .map((c) => ({ path: c.path, gfid: c.gfid || undefined, entry: c.entry || undefined, tree: c.tree || undefined, data: c.data || undefined }));
+        this.postWrite.touched();
         this.parent?.notify({ type: 'upcall', changes }, this);
         return;
       }
@@ -394,6 +398,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     const broken = (err?: grpc.ServiceError) => {
       if (this.session === s) this.session = undefined;
       // Changes made while no session listens are never told: the caches above forget all.
+      this.postWrite.touched();
       this.parent?.notify({ type: 'upcall', changes: [], all: true }, this);
       const e = err ? fromGrpcError(err, `brick ${this.brick}`) : new FsError('ENOTCONN', `brick ${this.brick}: session closed`);
       const down = !err || err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED;
@@ -443,6 +448,8 @@ export class ProtocolClient extends PassThrough implements Xlator {
       this.inflight.add(fail);
       ctx.signal?.addEventListener('abort', onAbort, { once: true });
       const pre = ctx.pre?.map((x) => ({ loc: ProtocolClient.wloc(x.loc), name: x.name, add: x.add }));
+      // A counter's change is a ctime's (but a write's own come before the attributes it answers).
+      if (method !== 'Write') for (const x of ctx.pre ?? []) this.postWrite.touched(x.loc.gfid);
       const lock = ctx.lock && { loc: ProtocolClient.wloc(ctx.lock.loc), cmd: 'setlk', lock: toWireFlock(ctx.lock.lock) };
       const unlock = ctx.unlock && { loc: ProtocolClient.wloc(ctx.unlock.loc), cmd: 'setlk', lock: toWireFlock(ctx.unlock.lock) };
       const released = this.takeReleases();
@@ -480,11 +487,16 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async stat(ctx: Ctx, loc: Loc): Promise<Iatt> {
+    const after = loc.gfid ? this.postWrite.get(loc.gfid) : undefined;
+    if (after) return after;
     return iattFromWire((await this.call('Stat', { loc: ProtocolClient.wloc(loc) }, ctx)).iatt);
   }
 
   override async fstat(ctx: Ctx, fd: Fd): Promise<Iatt> {
-    return iattFromWire((await this.call('Fstat', { fd: this.remoteFd(fd) }, ctx)).iatt);
+    const id = this.remoteFd(fd);
+    const after = this.postWrite.get(fd.gfid);
+    if (after) return after;
+    return iattFromWire((await this.call('Fstat', { fd: id }, ctx)).iatt);
   }
 
   override async readdirp(ctx: Ctx, loc: Loc, xattrs: string[] = []): Promise<Dirent[]> {
@@ -505,6 +517,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
 
   override async open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
     const lock = ctx.openLock ? toWireFlock(ctx.openLock) : undefined;
+    if (flags & 0o1000) this.postWrite.touched(loc.gfid); // O_TRUNC
     const res = await this.call('Open', { loc: ProtocolClient.wloc(loc), flags, xattrs: ctx.openXattrs ?? [], lock }, ctx);
     const fd = this.wrapFd(loc, flags, res);
     if (ctx.openXattrs) fd.ctx.set(OPEN_XATTRS, res.xattrs ?? {});
@@ -517,14 +530,25 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async write(ctx: Ctx, fd: Fd, offset: number, data: Buffer): Promise<number> {
-    return (await this.call('Write', { fd: this.remoteFd(fd), offset, data }, ctx)).written;
+    const id = this.remoteFd(fd);
+    this.postWrite.sending(fd.gfid);
+    try {
+      const r = await this.call('Write', { fd: id, offset, data }, ctx);
+      this.postWrite.answered(fd.gfid, r.iatt ? iattFromWire(r.iatt) : undefined);
+      return r.written;
+    } catch (e) {
+      this.postWrite.answered(fd.gfid);
+      throw e;
+    }
   }
 
   override async truncate(ctx: Ctx, loc: Loc, size: number): Promise<Iatt> {
+    this.postWrite.touched(loc.gfid);
     return iattFromWire((await this.call('Truncate', { loc: ProtocolClient.wloc(loc), size }, ctx)).iatt);
   }
 
   override async ftruncate(ctx: Ctx, fd: Fd, size: number): Promise<Iatt> {
+    this.postWrite.touched(fd.gfid);
     return iattFromWire((await this.call('Ftruncate', { fd: this.remoteFd(fd), size }, ctx)).iatt);
   }
 
@@ -575,18 +599,22 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async unlink(ctx: Ctx, loc: Loc): Promise<void> {
+    this.postWrite.touched(); // the links (and ctime) of whatever inode the name held
     await this.call('Unlink', { loc: ProtocolClient.wloc(loc) }, ctx);
   }
 
   override async rmdir(ctx: Ctx, loc: Loc): Promise<void> {
+    this.postWrite.touched(); // the links (and ctime) of whatever inode the name held
     await this.call('Rmdir', { loc: ProtocolClient.wloc(loc) }, ctx);
   }
 
   override async rename(ctx: Ctx, from: Loc, to: Loc): Promise<void> {
+    this.postWrite.touched();
     await this.call('Rename', { from: ProtocolClient.wloc(from), to: ProtocolClient.wloc(to) }, ctx);
   }
 
   override async link(ctx: Ctx, from: Loc, to: Loc): Promise<Iatt> {
+    this.postWrite.touched();
     return iattFromWire((await this.call('Link', { from: ProtocolClient.wloc(from), to: ProtocolClient.wloc(to) }, ctx)).iatt);
   }
 
@@ -606,6 +634,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
     if (ctx.marksOf && marksOf === undefined) {
       throw Object.assign(new FsError('EAGAIN', `setattr on ${this.brick}: cannot go behind the write carrying its marks`), { preFailed: true });
     }
+    this.postWrite.touched(loc.gfid);
     return iattFromWire((await this.call('Setattr', { loc: ProtocolClient.wloc(loc), ...setattrToWire(attrs) }, ctx, undefined, { afterWrites, marksOf })).iatt);
   }
 
@@ -636,6 +665,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async setxattr(ctx: Ctx, loc: Loc, name: string, value: Buffer, flags: number): Promise<void> {
+    this.postWrite.touched(loc.gfid);
     await this.call('Setxattr', { loc: ProtocolClient.wloc(loc), name, value, flags }, ctx);
   }
 
@@ -644,10 +674,12 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async removexattr(ctx: Ctx, loc: Loc, name: string): Promise<void> {
+    this.postWrite.touched(loc.gfid);
     await this.call('Removexattr', { loc: ProtocolClient.wloc(loc), name }, ctx);
   }
 
   override async xattrop(ctx: Ctx, loc: Loc, name: string, add: Buffer): Promise<Buffer> {
+    this.postWrite.touched(loc.gfid);
     return (await this.call('Xattrop', { loc: ProtocolClient.wloc(loc), name, add }, ctx)).value;
   }
 
@@ -656,6 +688,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
   }
 
   override async fallocate(ctx: Ctx, fd: Fd, mode: number, offset: number, len: number): Promise<void> {
+    this.postWrite.touched(fd.gfid);
     await this.call('Fallocate', { fd: this.remoteFd(fd), mode, offset, len }, ctx);
   }
 
