@@ -139,6 +139,25 @@ test('md-cache: a rename over a hard-linked file drops the link count its other 
   t.is((await top.stat(c, { path: '/h' })).nlink, 1);
 });
 
+test('md-cache: a truncating open or create of one name of a hard-linked file drops the size its other names had cached', async (t) => {
+  const { top } = stack((ch) => new MdCache('md', {}, [ch]));
+  const fd = await file(top, '/a', 'abcdef');
+  await top.release(c, fd);
+  await top.link(c, { path: '/a' }, { path: '/b' });
+  t.is((await top.stat(c, { path: '/a' })).size, 6n);
+  t.is((await top.stat(c, { path: '/b' })).size, 6n);
+  const gfid = (await top.stat(c, { path: '/a' })).gfid;
+  await top.release(c, await top.open(c, { path: '/b', gfid }, 0o1001)); // O_WRONLY | O_TRUNC
+  t.is((await top.stat(c, { path: '/a' })).size, 0n, 'cut through the other name (open)');
+  const w = await top.open(c, { path: '/a', gfid }, 1);
+  await top.write(c, w, 0, Buffer.from('xyz'));
+  await top.release(c, w);
+  t.is((await top.stat(c, { path: '/b' })).size, 3n);
+  const made = await top.create(c, { path: '/b' }, 0o1101, { mode: 0o100644, umask: 0, gfid: newGfid() }); // O_CREAT | O_TRUNC
+  await top.release(c, made.fd);
+  t.is((await top.stat(c, { path: '/a' })).size, 0n, 'cut through the other name (create of an existing file)');
+});
+
 test('md-cache answers a listing from the cache while its names and attributes are: its own creates, unlinks and renames keep it current, a write or an upcall sends the next to the child', async (t) => {
   const { mem, spy, top } = stack((ch) => new MdCache('md', {}, [ch]));
   const names = async () => (await top.readdirp(c, { path: '/d' })).map((d) => d.name).sort().join(',');

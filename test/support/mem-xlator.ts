@@ -3,6 +3,8 @@
 import { FsError } from '../../common/errors.js';
 import { PassThrough, type Xlator } from '../../common/fops.js';
 import { gfidToIno, newGfid, ROOT_GFID } from '../../common/gfid.js';
+
+const O_TRUNC_FLAG = 0o1000;
 import {
   basename, dirname, isDir, joinPath, newFd, S_IFDIR, S_IFLNK, S_IFREG,
   type CreateArgs, type Ctx, type Dirent, type Fd, type Iatt, type Loc, type LookupReply, type SetattrArgs, type Statfs,
@@ -81,12 +83,14 @@ export class MemXlator extends PassThrough implements Xlator {
   override async create(_c: Ctx, loc: Loc, flags: number, a: CreateArgs) {
     let i = this.names.get(loc.path);
     if (!i) i = this.add(loc.path, this.inode(a.gfid, S_IFREG | (a.mode & 0o7777)), a);
+    else if (flags & O_TRUNC_FLAG) i.data = Buffer.alloc(0);
     const fd = newFd(loc, flags, i.gfid);
     this.fds.set(fd, i);
     return { fd, iatt: this.iatt(i) };
   }
   override async open(_c: Ctx, loc: Loc, flags: number) {
     const i = this.get(loc.path);
+    if (flags & O_TRUNC_FLAG) i.data = Buffer.alloc(0);
     const fd = newFd(loc, flags, i.gfid);
     this.fds.set(fd, i);
     return fd;

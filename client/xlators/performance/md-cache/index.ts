@@ -431,14 +431,25 @@ export class MdCache extends PassThrough implements Xlator {
     });
     // A new file has no security or ACL xattrs but those it was created with (the kernel asks).
     if (made) this.keep(loc.path, r.iatt, this.xattrNames.length ? new Map(this.xattrNames.map((n) => [n, args.xattrs?.[n] ?? null])) : undefined);
+    else if (flags & O_TRUNC) this.dropInode(loc.path, r.iatt.gfid); // an existing file, cut
     return r;
   }
 
   override async open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
-    if (flags & O_TRUNC) this.drop(loc.path);
+    if (flags & O_TRUNC) this.dropInode(loc.path, loc.gfid);
     const fd = await this.child.open(ctx, loc, flags);
-    if (flags & O_TRUNC) this.drop(loc.path);
+    if (flags & O_TRUNC) this.dropInode(loc.path, fd.gfid);
     return fd;
+  }
+
+  /** A truncating open: the attributes change under every name of the inode (fsx: create with
+   *  O_TRUNC of d1/f3 left its link d0/f1 at the old size). */
+  private dropInode(path: string, gfid?: string): void {
+    const e = this.cache.get(path);
+    const g = gfid ?? e?.gfid;
+    const links = e?.iatt?.nlink;
+    this.drop(path);
+    if (g && (links === undefined || links > 1)) this.dropLinks(g, []);
   }
 
   /** setattr, truncate: the answer is the inode's attributes after the change. */
