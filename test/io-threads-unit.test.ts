@@ -19,6 +19,18 @@ import { newGfid } from './support/mem-xlator.js';
 /** The workers of io, reached into: the only way to kill one as a crash would. */
 const workers = (io: IoThreads) => ((io as unknown as { slots: ({ worker: Worker } | undefined)[] }).slots).map((s) => s?.worker);
 
+/** A file of the brick at root with a gfid and a pending replicate counter, entered in index; its
+ *  index entry, and the name it would have as a spare. */
+async function pendingFile(root: string, index: HealIndex, name: string) {
+  const host = join(root, name);
+  const gfid = newGfid();
+  await writeFile(host, '');
+  await xset(host, GFID_XATTR, gfidToBytes(gfid));
+  await xset(host, `${AFR_PREFIX}c0`, Buffer.from([0, 0, 0, 1]));
+  await index.update(host, `/${name}`, Buffer.from([0, 0, 0, 1]), gfidToBytes(gfid));
+  return { host, gfid, entry: join(root, '.gfs/indices/xattrop', gfid), spare: join(root, '.gfs/indices/spare', gfid) };
+}
+
 test('a dead io-thread fails its jobs in flight with EIO; the next job gets a new worker', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'gfs-test-iothreads-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
@@ -121,15 +133,7 @@ test('the heal index: an entry forgotten by a rename elsewhere still goes once i
   t.teardown(() => io.close());
   const index = new HealIndex(root, new Confiner(root), (e) => io.writeEntry(e), (entries) => io.unindex(entries, AFR_PREFIX));
   t.teardown(() => index.close());
-  const made = async (name: string) => {
-    const host = join(root, name);
-    const gfid = newGfid();
-    await writeFile(host, '');
-    await xset(host, GFID_XATTR, gfidToBytes(gfid));
-    await xset(host, `${AFR_PREFIX}c0`, Buffer.from([0, 0, 0, 1]));
-    await index.update(host, `/${name}`, Buffer.from([0, 0, 0, 1]), gfidToBytes(gfid));
-    return { host, gfid, entry: join(root, '.gfs/indices/xattrop', gfid) };
-  };
+  const made = (name: string) => pendingFile(root, index, name);
   const f = await made('f');
   const g = await made('g');
   t.true(existsSync(f.entry) && existsSync(g.entry));
@@ -158,15 +162,7 @@ test('the heal index: a finished entry is retired as a spare, and the next entry
   const open = () => new HealIndex(root, new Confiner(root), (e) => io.writeEntry(e), (entries) => io.unindex(entries, AFR_PREFIX));
   let index = open();
   t.teardown(() => index.close());
-  const made = async (name: string) => {
-    const host = join(root, name);
-    const gfid = newGfid();
-    await writeFile(host, '');
-    await xset(host, GFID_XATTR, gfidToBytes(gfid));
-    await xset(host, `${AFR_PREFIX}c0`, Buffer.from([0, 0, 0, 1]));
-    await index.update(host, `/${name}`, Buffer.from([0, 0, 0, 1]), gfidToBytes(gfid));
-    return { host, gfid, entry: join(root, '.gfs/indices/xattrop', gfid), spare: join(root, '.gfs/indices/spare', gfid) };
-  };
+  const made = (name: string) => pendingFile(root, index, name);
   const f = await made('f');
   t.is((await xget(f.entry, ENTRY_PATH_XATTR))?.toString(), '/f', 'the entry names its path in an xattr');
   t.is((await stat(f.entry)).size, 0, 'and holds no data');
