@@ -57,7 +57,10 @@ async function must(cmd: string): Promise<string> {
 
 const dropCaches = () => must('sync; echo 3 > /proc/sys/vm/drop_caches');
 
+/** fn's wall time, from a clean start: the dirty pages and inodes an earlier step (often another
+ *  target's) left are written back first, or the kernel's flusher writes them during this one. */
 async function timed(fn: () => Promise<unknown>): Promise<number> {
+  await must('sync');
   const t = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t) / 1e9;
@@ -75,6 +78,7 @@ interface Workload { name: string; label: string; unit: string; higherIsBetter: 
 const FREED_WINDOW_MS = 36_000;
 
 const fioIops = async (args: string, key: 'read' | 'write') => {
+  await must('sync'); // a clean start, as timed()'s
   const out = await must(`fio --output-format=json ${args}`);
   return Math.round(JSON.parse(out.slice(out.indexOf('{'))).jobs[0][key].iops);
 };
@@ -133,7 +137,7 @@ const WORKLOADS: Workload[] = [
     } },
   { name: 'dbench', label: `dbench ${DBENCH_SECONDS} s, 4 clients`, unit: 'MB/s', higherIsBetter: true,
     run: async (d) => {
-      await must(`rm -rf ${d}/dbench && mkdir ${d}/dbench`);
+      await must(`rm -rf ${d}/dbench && mkdir ${d}/dbench && sync`); // a clean start, as timed()'s
       const out = await must(`dbench -D ${d}/dbench -t ${DBENCH_SECONDS} 4 2>&1`);
       const m = /Throughput ([\d.]+) MB\/sec/.exec(out);
       if (!m) throw new Error(`dbench printed no throughput: ${out.slice(-300)}`);
