@@ -157,6 +157,9 @@ export interface CreateArgs {
   lock?: Flock;
 }
 
+/** open(2)'s truncating flag (Linux), for the layers that must see it before the brick does. */
+export const O_TRUNC = 0o1000;
+
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;

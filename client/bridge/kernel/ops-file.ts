@@ -3,7 +3,7 @@
 import { donate } from '../../../common/buffers.js';
 import { FsError } from '../../../common/errors.js';
 import { newGfid } from '../../../common/gfid.js';
-import { FLOCK_OWNER_PREFIX, OPEN_IATT, type Fd, type Flock, type Iatt, type LockCmd, type LockType } from '../../../common/types.js';
+import { FLOCK_OWNER_PREFIX, O_TRUNC, OPEN_IATT, type Fd, type Flock, type Iatt, type LockCmd, type LockType } from '../../../common/types.js';
 import {
   F_RDLCK, F_UNLCK, F_WRLCK, FOPEN, FSYNC_FDATASYNC, LK_FLOCK, OFFSET_MAX, OPEN_KILL_SUIDGID, OP, WRITE_KILL_SUIDGID, lkOut, openOut,
   readFileLock, u32Out,
@@ -12,7 +12,6 @@ import { childLoc, loc } from './ops-entry.js';
 import type { OpDef, Request, Session } from './session.js';
 
 const O_ACCMODE = 3;
-const O_TRUNC = 0o1000;
 const O_DIRECT = 0o40000;
 /** Flags the bricks must not see: O_DIRECT needs aligned buffers there, the kernel did the rest. */
 const brickFlags = (flags: number) => flags & ~O_DIRECT;

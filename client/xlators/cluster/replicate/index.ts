@@ -10,7 +10,7 @@ import { cacheTtlMs, PassThrough, type UpcallEvent, type Xlator, type XlatorEven
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
-  dirname, isDir, isReg, newFd, OPEN_IATT, OPEN_LOCKED, OPEN_XATTRS, ROOT_CTX,
+  dirname, isDir, isReg, newFd, O_TRUNC, OPEN_IATT, OPEN_LOCKED, OPEN_XATTRS, ROOT_CTX,
   type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
@@ -58,7 +58,6 @@ const CLEAN_TOLD_S = 540;
 const CLEAN_UNTOLD_S = 1;
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
-const O_TRUNC = 0o1000;
 
 export class Replicate extends PassThrough implements Xlator {
   readonly opts: Options;

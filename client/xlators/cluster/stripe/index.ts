@@ -8,7 +8,7 @@ import { PassThrough, type Xlator } from '../../../../common/fops.js';
 import type { Logger } from '../../../../common/log.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
-  isDir, isReg, newFd, ROOT_CTX,
+  isDir, isReg, newFd, O_TRUNC, ROOT_CTX,
   type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
@@ -24,7 +24,6 @@ export const OPTIONS: readonly OptionDef[] = [
 interface Options { 'block-size': number }
 
 const O_APPEND = 0o2000;
-const O_TRUNC = 0o1000;
 
 /** What stripe keeps in a Fd it returns: the children's fds and the open file. */
 interface StripeFd { fds: Fd[]; file: OpenFile }

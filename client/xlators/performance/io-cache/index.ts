@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { FsError } from '../../../../common/errors.js';
 import { PassThrough, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
-import type { Ctx, Fd, Iatt, Loc, SetattrArgs } from '../../../../common/types.js';
+import { O_TRUNC, type Ctx, type Fd, type Iatt, type Loc, type SetattrArgs } from '../../../../common/types.js';
 import type { XlatorContext } from '../../registry.js';
 
 export const OPTIONS: readonly OptionDef[] = [
@@ -83,7 +83,7 @@ export class IoCache extends PassThrough implements Xlator {
     return this.changing(loc.gfid, () => this.child.setattr(ctx, loc, attrs));
   }
   override open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
-    if (!(flags & 0o1000)) return this.child.open(ctx, loc, flags);
+    if (!(flags & O_TRUNC)) return this.child.open(ctx, loc, flags);
     return this.changing(loc.gfid, () => this.child.open(ctx, loc, flags)).then((fd) => { this.bump(fd.gfid); return fd; });
   }
 }

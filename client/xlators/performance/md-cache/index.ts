@@ -18,7 +18,7 @@ import { FsError, toErrno } from '../../../../common/errors.js';
 import { cacheTtlMs, PassThrough, type UpcallEvent, type Xlator, type XlatorEvent } from '../../../../common/fops.js';
 import { parseOptions, type OptionDef } from '../../../../common/options.js';
 import {
-  basename, dirname, isDir, joinPath,
+  basename, dirname, isDir, joinPath, O_TRUNC,
   type CreateArgs, type Ctx, type Dirent, type Fd, type Iatt, type Loc, type LookupReply, type Nanos, type SetattrArgs,
 } from '../../../../common/types.js';
 import type { Logger } from '../../../../common/log.js';
@@ -50,7 +50,6 @@ interface Entry {
   xattrs?: Map<string, Buffer | null>;
 }
 
-const O_TRUNC = 0o1000;
 
 /** What an entry operation changed in its directories: the time, each one's link count delta
  *  (null: not known) and the entries it made or removed ([path, present]). */
@@ -569,9 +568,10 @@ export class MdCache extends PassThrough implements Xlator {
       // A file it replaced lost a link: its other names are stale (fsx: link(f2, d1/f1), then
       // rename(f3, f2) left d1/f1 at two links). Not knowing what it replaced: any linked file.
       const victim = dst?.gfid ?? to.gfid;
-      if (dst && isDir(dst.mode)) { /* an empty directory: no other name */ } else if (victim) {
+      const replacedDir = dst !== undefined && isDir(dst.mode); // an empty directory: no other name
+      if (victim && !replacedDir) {
         if (!dst || dst.nlink > 1) this.dropLinks(victim, []);
-      } else {
+      } else if (!replacedDir) {
         this.markAll();
         for (const o of this.cache.values()) if (o.iatt && o.iatt.nlink > 1 && !isDir(o.iatt.mode)) o.iatt = undefined;
       }

@@ -13,7 +13,7 @@ import {
   MD, ctxToMetadata, fromGrpcError, iattFromWire, setattrToWire, type WireIatt,
 } from '../../../../common/wire.js';
 import {
-  newFd, OPEN_IATT, OPEN_LOCKED, OPEN_XATTRS, type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
+  newFd, O_TRUNC, OPEN_IATT, OPEN_LOCKED, OPEN_XATTRS, type CreateArgs, type Ctx, type Dirent, type Fd, type Flock, type Iatt, type LockCmd, type Loc,
   type LookupReply, type SetattrArgs, type Statfs,
 } from '../../../../common/types.js';
 import type { WriteMark } from '../../../../common/write-mark.js';
@@ -517,7 +517,7 @@ export class ProtocolClient extends PassThrough implements Xlator {
 
   override async open(ctx: Ctx, loc: Loc, flags: number): Promise<Fd> {
     const lock = ctx.openLock ? toWireFlock(ctx.openLock) : undefined;
-    if (flags & 0o1000) this.postWrite.touched(loc.gfid); // O_TRUNC
+    if (flags & O_TRUNC) this.postWrite.touched(loc.gfid);
     const res = await this.call('Open', { loc: ProtocolClient.wloc(loc), flags, xattrs: ctx.openXattrs ?? [], lock }, ctx);
     const fd = this.wrapFd(loc, flags, res);
     if (ctx.openXattrs) fd.ctx.set(OPEN_XATTRS, res.xattrs ?? {});
